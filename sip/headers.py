@@ -1,0 +1,205 @@
+"""An ordered, case-insensitive header list that keeps each header's original spelling.
+
+RFC 3261 §7.3: header names are case-insensitive; §7.3.3 compact forms are equivalent to the long ones;
+several header fields with the same name may be combined or appear separately (§7.3.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+# RFC 3261 §7.3.3 compact forms, plus RFC 3265/6665 (o, u), RFC 3515 (r), RFC 3892 (b), RFC 4028 (x).
+COMPACT_FORMS: dict[str, str] = {
+    "i": "call-id",
+    "f": "from",
+    "t": "to",
+    "v": "via",
+    "m": "contact",
+    "l": "content-length",
+    "c": "content-type",
+    "k": "supported",
+    "s": "subject",
+    "e": "content-encoding",
+    "o": "event",
+    "u": "allow-events",
+    "r": "refer-to",
+    "b": "referred-by",
+    "x": "session-expires",
+}
+
+# Headers whose grammar allows several comma-separated values in one field (RFC 3261 §7.3.1, §25.1).
+# WWW-Authenticate / Authorization are deliberately absent: their parameters contain commas.
+MULTI_VALUED: frozenset[str] = frozenset(
+    {
+        "via",
+        "contact",
+        "route",
+        "record-route",
+        "allow",
+        "supported",
+        "require",
+        "proxy-require",
+        "unsupported",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "allow-events",
+        "content-encoding",
+        "content-language",
+        "in-reply-to",
+        "warning",
+        "error-info",
+        "call-info",
+        "alert-info",
+    }
+)
+
+_key_cache: dict[str, str] = {}
+
+
+def header_key(name: str) -> str:
+    """The canonical lookup key for a header name: lower case, compact forms expanded."""
+    key = _key_cache.get(name)
+    if key is None:
+        low = name.lower()
+        key = COMPACT_FORMS.get(low, low)
+        if len(_key_cache) < 4096:  # bounded: names come from the network
+            _key_cache[name] = key
+    return key
+
+
+def split_commas(value: str) -> list[str]:
+    """Split a header value on commas outside quoted strings and <...> (RFC 3261 §7.3.1)."""
+    if "," not in value:
+        return [value.strip()]
+    out: list[str] = []
+    depth = 0
+    quoted = False
+    start = 0
+    i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            part = value[start:i].strip()
+            if part:
+                out.append(part)
+            start = i + 1
+        i += 1
+    part = value[start:].strip()
+    if part:
+        out.append(part)
+    return out
+
+
+class Headers:
+    """Header fields in wire order. Lookups are by canonical key; names keep their spelling."""
+
+    __slots__ = ("_index", "_items")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = list(items)
+        self._index: dict[str, list[str]] | None = None
+
+    def _idx(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self._items:
+                key = header_key(name)
+                found = index.get(key)
+                if found is None:
+                    index[key] = [value]
+                else:
+                    found.append(value)
+            self._index = index
+        return index
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first field of that name, or ``default``."""
+        values = self._idx().get(header_key(name))
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every field of that name, in order (fields are not split on commas)."""
+        return list(self._idx().get(header_key(name), ()))
+
+    def values(self, name: str) -> list[str]:
+        """Every value of a header, comma-separated values split where the grammar allows it."""
+        key = header_key(name)
+        fields = self._idx().get(key, ())
+        if key not in MULTI_VALUED:
+            return list(fields)
+        out: list[str] = []
+        for field in fields:
+            out.extend(split_commas(field))
+        return out
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and header_key(name) in self._idx()
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def keys(self) -> set[str]:
+        return set(self._idx())
+
+    # Copy-on-write editing: every method returns a new Headers.
+    def replace(self, name: str, value: str) -> Headers:
+        """Set the header to one field: the first occurrence is replaced in place, the rest dropped."""
+        key = header_key(name)
+        out: list[tuple[str, str]] = []
+        done = False
+        for n, v in self._items:
+            if header_key(n) == key:
+                if not done:
+                    out.append((n, value))
+                    done = True
+            else:
+                out.append((n, v))
+        if not done:
+            out.append((name, value))
+        return Headers(out)
+
+    def remove(self, name: str) -> Headers:
+        key = header_key(name)
+        return Headers([(n, v) for n, v in self._items if header_key(n) != key])
+
+    def append(self, name: str, value: str) -> Headers:
+        return Headers([*self._items, (name, value)])
+
+    def prepend(self, name: str, value: str) -> Headers:
+        """Insert before the first field of the same name (or at the top): how a new Via is added."""
+        key = header_key(name)
+        out = list(self._items)
+        for i, (n, _) in enumerate(out):
+            if header_key(n) == key:
+                out.insert(i, (name, value))
+                return Headers(out)
+        out.insert(0, (name, value))
+        return Headers(out)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return self._items == other._items
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"

@@ -1,0 +1,106 @@
+"""`;name=value` parameter lists, shared by URIs, name-addrs and Via (RFC 3261 §19.1.1, §20.10, §20.42)."""
+
+from __future__ import annotations
+
+Params = tuple[tuple[str, str | None], ...]
+
+
+def parse_params(text: str) -> Params:
+    """Parse ``a=1;b;c="x;y"`` (no leading ``;``). Quoted values may contain ``;``."""
+    if not text:
+        return ()
+    if '"' not in text:
+        out = []
+        for part in text.split(";"):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, value = part.partition("=")
+            out.append((name.strip(), value.strip() if sep else None))
+        return tuple(out)
+    out2: list[tuple[str, str | None]] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i
+        quoted = False
+        while j < n:
+            ch = text[j]
+            if quoted:
+                if ch == "\\":
+                    j += 1
+                elif ch == '"':
+                    quoted = False
+            elif ch == '"':
+                quoted = True
+            elif ch == ";":
+                break
+            j += 1
+        part = text[i:j].strip()
+        if part:
+            name, sep, value = part.partition("=")
+            out2.append((name.strip(), value.strip() if sep else None))
+        i = j + 1
+    return tuple(out2)
+
+
+def format_params(params: Params) -> str:
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+
+
+def get_param(params: Params, name: str, default: str | None = None) -> str | None:
+    """Value of a parameter (case-insensitive name); ``""`` for a flag present without value."""
+    low = name.lower()
+    for k, v in params:
+        if k.lower() == low:
+            return "" if v is None else v
+    return default
+
+
+def has_param(params: Params, name: str) -> bool:
+    low = name.lower()
+    return any(k.lower() == low for k, _ in params)
+
+
+def set_param(params: Params, name: str, value: str | None) -> Params:
+    """Set (or add) a parameter; ``value=None`` makes it a flag."""
+    low = name.lower()
+    out = []
+    done = False
+    for k, v in params:
+        if k.lower() == low:
+            if not done:
+                out.append((k, value))
+                done = True
+        else:
+            out.append((k, v))
+    if not done:
+        out.append((name, value))
+    return tuple(out)
+
+
+def remove_param(params: Params, name: str) -> Params:
+    low = name.lower()
+    return tuple((k, v) for k, v in params if k.lower() != low)
+
+
+def unquote(value: str) -> str:
+    """Remove surrounding quotes and backslash escapes of a quoted-string (RFC 3261 §25.1)."""
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        inner = value[1:-1]
+        if "\\" not in inner:
+            return inner
+        out = []
+        i = 0
+        while i < len(inner):
+            ch = inner[i]
+            if ch == "\\" and i + 1 < len(inner):
+                i += 1
+                ch = inner[i]
+            out.append(ch)
+            i += 1
+        return "".join(out)
+    return value
+
+
+def quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

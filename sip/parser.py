@@ -1,0 +1,218 @@
+"""Bytes -> Request/Response (RFC 3261 §7), and TCP stream framing (§18.3).
+
+Lenient where the field is (bare LF line ends, LWS around the colon, folded lines, padded
+Content-Length), strict where it matters (start line, version, Content-Length vs body, limits). The only
+exception raised is ``RemoteProtocolError`` carrying the status the stack should answer with.
+"""
+
+from __future__ import annotations
+
+from sip.errors import RemoteProtocolError
+from sip.headers import Headers
+from sip.limits import DEFAULT_LIMITS, Limits
+from sip.message import Request, Response
+
+_TOKEN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+# RFC 3261 §8.1.1: mandatory in every request; a response needs the same minus Max-Forwards.
+_REQUIRED = ("via", "from", "to", "call-id", "cseq")
+
+
+def _find_head_end(data: bytes, start: int = 0) -> tuple[int, int]:
+    """Index of the blank line ending the head and the body's start, or (-1, -1)."""
+    crlf = data.find(b"\r\n\r\n", start)
+    lf = data.find(b"\n\n", start)
+    if lf >= 0 and (crlf < 0 or lf < crlf):
+        # "\n\n" may be the tail of "\r\n\r\n" only if crlf matched earlier; here it did not.
+        # A mixed "\r\n\n" ends the head too.
+        return lf, lf + 2
+    if crlf >= 0:
+        return crlf, crlf + 4
+    return -1, -1
+
+
+def _parse_head(head: bytes, limits: Limits) -> tuple[str, list[tuple[str, str]]]:
+    if len(head) > limits.max_head:
+        raise RemoteProtocolError(f"header section of {len(head)} bytes exceeds {limits.max_head}", 413)
+    text = head.decode("utf-8", "surrogateescape")
+    lines = text.split("\n")
+    start = lines[0].rstrip("\r")
+    items: list[tuple[str, str]] = []
+    max_line = limits.max_line
+    for raw in lines[1:]:
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if len(line) > max_line:
+            raise RemoteProtocolError(f"header line of {len(line)} characters exceeds {max_line}", 413)
+        if not line:
+            continue
+        if line[0] in " \t":  # folded continuation (RFC 3261 §7.3.1)
+            if not items:
+                raise RemoteProtocolError("continuation line before any header")
+            name, value = items[-1]
+            items[-1] = (name, f"{value} {line.strip()}")
+            continue
+        colon = line.find(":")
+        if colon <= 0:
+            raise RemoteProtocolError(f"malformed header line {line[:80]!r}")
+        name = line[:colon].rstrip()
+        if not name or not _TOKEN.issuperset(name):
+            raise RemoteProtocolError(f"bad header name {name[:80]!r}")
+        items.append((name, line[colon + 1 :].strip()))
+        if len(items) > limits.max_headers:
+            raise RemoteProtocolError(f"more than {limits.max_headers} headers", 413)
+    if len(start) > max_line:
+        raise RemoteProtocolError("start line too long", 414)
+    return start, items
+
+
+def _content_length(headers: Headers) -> int | None:
+    value = headers.get("content-length")
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isdigit() or len(value) > 9:
+        raise RemoteProtocolError(f"bad Content-Length {value[:40]!r}")
+    return int(value)
+
+
+def _build(start: str, headers: Headers, body: bytes) -> Request | Response:
+    if start.startswith("SIP/"):
+        version, _, rest = start.partition(" ")
+        if version != "SIP/2.0":
+            raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
+        code, _, reason = rest.partition(" ")
+        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+            raise RemoteProtocolError(f"bad status code {code[:20]!r}")
+        for key in _REQUIRED:
+            if key not in headers:
+                raise RemoteProtocolError(f"response without {key}")
+        return Response(int(code), reason.strip(), headers, body)
+    parts = start.split(" ")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise RemoteProtocolError(f"malformed request line {start[:80]!r}")
+    method, uri, version = parts
+    if not _TOKEN.issuperset(method):
+        raise RemoteProtocolError(f"bad method {method[:40]!r}")
+    if version != "SIP/2.0":
+        if version.upper() == "SIP/2.0":
+            version = "SIP/2.0"
+        elif version.startswith("SIP/"):
+            raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
+        else:
+            raise RemoteProtocolError(f"malformed request line {start[:80]!r}")
+    for key in _REQUIRED:
+        if key not in headers:
+            raise RemoteProtocolError(f"request without {key}")
+    return Request(method, uri, headers, body, version)
+
+
+def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Response:
+    """Parse one datagram (RFC 3261 §18.3): bytes after Content-Length are discarded, fewer is an error.
+
+    A missing Content-Length on a datagram means "the rest of the datagram".
+    """
+    if len(data) > limits.max_datagram:
+        raise RemoteProtocolError(f"datagram of {len(data)} bytes exceeds {limits.max_datagram}", 513)
+    # RFC 3261 §7.5: ignore CRLFs before the start line.
+    offset = 0
+    while data[offset : offset + 2] == b"\r\n" or data[offset : offset + 1] == b"\n":
+        offset += 2 if data[offset : offset + 1] == b"\r" else 1
+    head_end, body_start = _find_head_end(data, offset)
+    if head_end < 0:
+        # A message with no body may arrive without the final blank line.
+        stripped = data.rstrip(b"\r\n")
+        head_end, body_start = len(stripped), len(data)
+        if head_end <= offset:
+            raise RemoteProtocolError("empty message")
+    start, items = _parse_head(data[offset:head_end], limits)
+    headers = Headers(items)
+    length = _content_length(headers)
+    rest = len(data) - body_start
+    if length is None:
+        length = rest
+    elif length > rest:
+        raise RemoteProtocolError(f"body of {rest} bytes shorter than Content-Length {length}")
+    if length > limits.max_body:
+        raise RemoteProtocolError(f"body of {length} bytes exceeds {limits.max_body}", 413)
+    return _build(start, headers, data[body_start : body_start + length])
+
+
+class StreamFramer:
+    """Split a TCP byte stream into messages (RFC 3261 §18.3: Content-Length is mandatory on streams).
+
+    Feed bytes with ``feed``; iterate ``messages()`` for complete ones. CRLF keep-alives (RFC 5626 §3.5.1)
+    between messages are counted in ``keepalives`` and dropped. After a framing error the stream cannot be
+    resynchronised: ``messages()`` raises ``RemoteProtocolError`` and the connection should be closed.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._buf = bytearray()
+        self._limits = limits
+        self.keepalives = 0  # double-CRLF pings seen
+        self.broken: RemoteProtocolError | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self.broken:
+            return
+        self._buf += data
+        if len(self._buf) > self._limits.max_tcp_buffer:
+            self.broken = RemoteProtocolError(
+                f"{len(self._buf)} unframed bytes exceed the TCP buffer limit {self._limits.max_tcp_buffer}",
+                413,
+            )
+            self._buf.clear()
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def next_message(self) -> Request | Response | None:
+        """The next complete message, or None if more bytes are needed."""
+        if self.broken:
+            raise self.broken
+        buf = self._buf
+        # Leading CRLFs: keep-alive pings ("\r\n\r\n") or stray line ends between messages.
+        skip = 0
+        n = len(buf)
+        while skip < n and buf[skip] in (13, 10):
+            skip += 1
+        if skip:
+            if buf[:skip].count(b"\r\n\r\n"):
+                self.keepalives += buf[:skip].count(b"\r\n\r\n")
+            del buf[:skip]
+            if not buf:
+                return None
+        head_end, body_start = _find_head_end(buf)
+        if head_end < 0:
+            if len(buf) > self._limits.max_head:
+                self.broken = RemoteProtocolError("header section too long on stream", 413)
+                raise self.broken
+            return None
+        try:
+            start, items = _parse_head(bytes(buf[:head_end]), self._limits)
+            headers = Headers(items)
+            length = _content_length(headers)
+            if length is None:
+                raise RemoteProtocolError("Content-Length is mandatory on stream transports")
+            if length > self._limits.max_body:
+                raise RemoteProtocolError(f"body of {length} bytes exceeds {self._limits.max_body}", 413)
+        except RemoteProtocolError as exc:
+            self.broken = exc
+            raise
+        end = body_start + length
+        if len(buf) < end:
+            return None
+        body = bytes(buf[body_start:end])
+        del buf[:end]
+        try:
+            return _build(start, headers, body)
+        except RemoteProtocolError as exc:
+            # The framing was sound; only this message is bad. The stream stays usable.
+            exc.framed_head = (start, headers)  # type: ignore[attr-defined]
+            raise
+
+    def messages(self) -> list[Request | Response]:
+        out = []
+        while (msg := self.next_message()) is not None:
+            out.append(msg)
+        return out
+
