@@ -9,7 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from sip.errors import RemoteProtocolError
-from sip.params import Params, format_params, get_param, parse_params, quote, set_param, unquote
+from sip.params import (
+    Params,
+    format_params,
+    get_param,
+    is_digits,
+    parse_params,
+    quote,
+    set_param,
+    unquote,
+)
 from sip.uri import AbsoluteUri, SipUri, parse_uri
 
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~ ")
@@ -31,7 +40,7 @@ class Address:
         value = get_param(self.params, "expires")
         if value is None:
             return None
-        if not value.isdigit():
+        if not is_digits(value) or len(value) > 10:
             raise RemoteProtocolError(f"bad expires parameter {value!r}")
         return int(value)
 
@@ -52,7 +61,8 @@ class Address:
         if self.star:
             return "*"
         if self.display:
-            disp = self.display if set(self.display) <= _TOKEN_CHARS else quote(self.display)
+            plain = set(self.display) <= _TOKEN_CHARS and self.display == self.display.strip(" ")
+            disp = self.display if plain else quote(self.display)
             head = f"{disp} <{self.uri}>"
         else:
             head = f"<{self.uri}>"

@@ -14,6 +14,7 @@ from functools import cached_property
 from sip.address import Address, parse_address
 from sip.errors import RemoteProtocolError
 from sip.headers import Headers, header_key, split_commas
+from sip.params import is_digits
 from sip.uri import AbsoluteUri, SipUri, parse_uri
 from sip.via import Via, parse_via
 
@@ -78,7 +79,7 @@ class CSeq:
 
 def parse_cseq(text: str) -> CSeq:
     parts = text.split()
-    if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
+    if len(parts) != 2 or not is_digits(parts[0]) or len(parts[0]) > 10:
         raise RemoteProtocolError(f"bad CSeq {text[:80]!r}")
     seq = int(parts[0])
     if seq >= 2**31:  # RFC 3261 §8.1.1.5: less than 2**31
@@ -116,7 +117,10 @@ class _Common:
         first = self.headers.get("via")
         if first is None:
             raise RemoteProtocolError("missing Via")
-        return parse_via(split_commas(first)[0])
+        values = split_commas(first)
+        if not values:  # "Via: ," -- no value at all
+            raise RemoteProtocolError("empty Via")
+        return parse_via(values[0])
 
     @cached_property
     def call_id(self) -> str:
@@ -165,7 +169,7 @@ class _Common:
         if value is None:
             return None
         value = value.strip()
-        if not value.isdigit() or len(value) > 10:
+        if not is_digits(value) or len(value) > 10:
             raise RemoteProtocolError(f"bad Expires {value[:40]!r}")
         return int(value)
 
@@ -208,7 +212,7 @@ class Request(_Common):
         if value is None:
             return None
         value = value.strip()
-        if not value.isdigit() or len(value) > 3:
+        if not is_digits(value) or len(value) > 3:
             raise RemoteProtocolError(f"bad Max-Forwards {value!r}")
         return int(value)
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 Params = tuple[tuple[str, str | None], ...]
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only. ``str.isdigit`` alone also accepts ``²`` or ``١``, which ``int()`` rejects or
+    reads as numbers no SIP peer meant."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_params(text: str) -> Params:
     """Parse ``a=1;b;c="x;y"`` (no leading ``;``). Quoted values may contain ``;``."""
     if not text:

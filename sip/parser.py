@@ -11,22 +11,26 @@ from sip.errors import RemoteProtocolError
 from sip.headers import Headers
 from sip.limits import DEFAULT_LIMITS, Limits
 from sip.message import Request, Response
+from sip.params import is_digits
 
 _TOKEN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 # RFC 3261 §8.1.1: mandatory in every request; a response needs the same minus Max-Forwards.
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
 
 
-def _find_head_end(data: bytes, start: int = 0) -> tuple[int, int]:
-    """Index of the blank line ending the head and the body's start, or (-1, -1)."""
-    crlf = data.find(b"\r\n\r\n", start)
-    lf = data.find(b"\n\n", start)
-    if lf >= 0 and (crlf < 0 or lf < crlf):
-        # "\n\n" may be the tail of "\r\n\r\n" only if crlf matched earlier; here it did not.
-        # A mixed "\r\n\n" ends the head too.
+def _find_head_end(data: bytes | bytearray, start: int = 0) -> tuple[int, int]:
+    """Where the first empty line is: (end of the head, start of the body), or (-1, -1).
+
+    The empty line may follow a CRLF or a bare LF line end, and be CRLF or bare LF itself. The head
+    (``data[start:head_end]``) may end with the ``\r`` of its last line's CRLF.
+    """
+    crlf = data.find(b"\n\r\n", start)
+    # A "\n\n" can only come first if it starts before the "\n\r\n" does.
+    lf = data.find(b"\n\n", start, len(data) if crlf < 0 else crlf + 1)
+    if lf >= 0:
         return lf, lf + 2
     if crlf >= 0:
-        return crlf, crlf + 4
+        return crlf, crlf + 3
     return -1, -1
 
 
@@ -34,8 +38,17 @@ def _parse_head(head: bytes, limits: Limits) -> tuple[str, list[tuple[str, str]]
     if len(head) > limits.max_head:
         raise RemoteProtocolError(f"header section of {len(head)} bytes exceeds {limits.max_head}", 413)
     text = head.decode("utf-8", "surrogateescape")
+    if "\x00" in text:
+        raise RemoteProtocolError("NUL byte in the header section")
+    if "\r" in text:
+        # Only CRLF line ends: a bare CR is a line end to some parsers and not to others (smuggling).
+        inner = text[:-1] if text[-1] == "\r" else text
+        if inner.count("\r") != inner.count("\r\n"):
+            raise RemoteProtocolError("bare CR in the header section")
     lines = text.split("\n")
     start = lines[0].rstrip("\r")
+    if len(start) > limits.max_line:
+        raise RemoteProtocolError("start line too long", 414)
     items: list[tuple[str, str]] = []
     max_line = limits.max_line
     for raw in lines[1:]:
@@ -44,48 +57,52 @@ def _parse_head(head: bytes, limits: Limits) -> tuple[str, list[tuple[str, str]]
             raise RemoteProtocolError(f"header line of {len(line)} characters exceeds {max_line}", 413)
         if not line:
             continue
-        if line[0] in " \t":  # folded continuation (RFC 3261 §7.3.1)
+        if line[0] in " \t":  # folded continuation (RFC 3261 §7.3.1): joined with one SP
             if not items:
                 raise RemoteProtocolError("continuation line before any header")
-            name, value = items[-1]
-            items[-1] = (name, f"{value} {line.strip()}")
+            more = line.strip(" \t")
+            if more:
+                name, value = items[-1]
+                items[-1] = (name, f"{value} {more}" if value else more)
             continue
         colon = line.find(":")
         if colon <= 0:
             raise RemoteProtocolError(f"malformed header line {line[:80]!r}")
-        name = line[:colon].rstrip()
+        name = line[:colon].rstrip(" \t")  # LWS before the colon is allowed (HCOLON)
         if not name or not _TOKEN.issuperset(name):
             raise RemoteProtocolError(f"bad header name {name[:80]!r}")
-        items.append((name, line[colon + 1 :].strip()))
+        items.append((name, line[colon + 1 :].strip(" \t")))
         if len(items) > limits.max_headers:
             raise RemoteProtocolError(f"more than {limits.max_headers} headers", 413)
-    if len(start) > max_line:
-        raise RemoteProtocolError("start line too long", 414)
     return start, items
 
 
 def _content_length(headers: Headers) -> int | None:
-    value = headers.get("content-length")
-    if value is None:
+    fields = headers.get_all("content-length")
+    if not fields:
         return None
-    value = value.strip()
-    if not value.isdigit() or len(value) > 9:
+    value = fields[0]
+    if not is_digits(value) or len(value) > 9:
         raise RemoteProtocolError(f"bad Content-Length {value[:40]!r}")
-    return int(value)
+    length = int(value)
+    for other in fields[1:]:  # two framings of one message: refuse rather than pick one
+        if not is_digits(other) or len(other) > 9 or int(other) != length:
+            raise RemoteProtocolError("conflicting Content-Length headers")
+    return length
 
 
 def _build(start: str, headers: Headers, body: bytes) -> Request | Response:
-    if start.startswith("SIP/"):
+    if start[:4].upper() == "SIP/":
         version, _, rest = start.partition(" ")
-        if version != "SIP/2.0":
+        if version.upper() != "SIP/2.0":  # §7.1: SIP-Version is case-insensitive
             raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
         code, _, reason = rest.partition(" ")
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
             raise RemoteProtocolError(f"bad status code {code[:20]!r}")
         for key in _REQUIRED:
             if key not in headers:
                 raise RemoteProtocolError(f"response without {key}")
-        return Response(int(code), reason.strip(), headers, body)
+        return Response(int(code), reason.strip(" \t"), headers, body)
     parts = start.split(" ")
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise RemoteProtocolError(f"malformed request line {start[:80]!r}")
@@ -95,7 +112,7 @@ def _build(start: str, headers: Headers, body: bytes) -> Request | Response:
     if version != "SIP/2.0":
         if version.upper() == "SIP/2.0":
             version = "SIP/2.0"
-        elif version.startswith("SIP/"):
+        elif version[:4].upper() == "SIP/":
             raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
         else:
             raise RemoteProtocolError(f"malformed request line {start[:80]!r}")
@@ -140,8 +157,14 @@ class StreamFramer:
     """Split a TCP byte stream into messages (RFC 3261 §18.3: Content-Length is mandatory on streams).
 
     Feed bytes with ``feed``; iterate ``messages()`` for complete ones. CRLF keep-alives (RFC 5626 §3.5.1)
-    between messages are counted in ``keepalives`` and dropped. After a framing error the stream cannot be
-    resynchronised: ``messages()`` raises ``RemoteProtocolError`` and the connection should be closed.
+    between messages are counted in ``keepalives`` and dropped, also when a ping is split across reads.
+    After a framing error the stream cannot be resynchronised: ``messages()`` raises
+    ``RemoteProtocolError`` and the connection should be closed. A message that is framed correctly but
+    malformed (bad start line, missing Call-ID...) raises once with ``framed_head`` set; the stream
+    stays usable.
+
+    Bytes are scanned once: the search for the end of a head resumes where it stopped, and a parsed
+    head is kept while its body arrives, so a message fed byte by byte costs linear time.
     """
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
@@ -149,6 +172,9 @@ class StreamFramer:
         self._limits = limits
         self.keepalives = 0  # double-CRLF pings seen
         self.broken: RemoteProtocolError | None = None
+        self._scan = 0  # where the search for the end of the head resumes
+        self._pending: tuple[int, str, Headers, int] | None = None  # body_start, start, headers, length
+        self._crlf = b""  # CR/LF run between messages so far (a ping may be split across reads)
 
     def feed(self, data: bytes) -> None:
         if self.broken:
@@ -165,44 +191,60 @@ class StreamFramer:
     def buffered(self) -> int:
         return len(self._buf)
 
+    def _fail(self, exc: RemoteProtocolError) -> RemoteProtocolError:
+        self.broken = exc
+        self._buf.clear()
+        self._pending = None
+        return exc
+
     def next_message(self) -> Request | Response | None:
         """The next complete message, or None if more bytes are needed."""
         if self.broken:
             raise self.broken
         buf = self._buf
-        # Leading CRLFs: keep-alive pings ("\r\n\r\n") or stray line ends between messages.
-        skip = 0
-        n = len(buf)
-        while skip < n and buf[skip] in (13, 10):
-            skip += 1
-        if skip:
-            if buf[:skip].count(b"\r\n\r\n"):
-                self.keepalives += buf[:skip].count(b"\r\n\r\n")
-            del buf[:skip]
+        if self._pending is None:
+            # CR/LF between messages: keep-alive pings ("\r\n\r\n") or stray line ends.
+            skip = 0
+            n = len(buf)
+            while skip < n and buf[skip] in (13, 10):
+                skip += 1
+            if skip:
+                run = self._crlf + bytes(buf[:skip])
+                pings = run.count(b"\r\n\r\n")
+                if pings:
+                    self.keepalives += pings
+                    run = run[run.rfind(b"\r\n\r\n") + 4 :]
+                self._crlf = run[-3:]
+                del buf[:skip]
+                self._scan = 0
             if not buf:
                 return None
-        head_end, body_start = _find_head_end(buf)
-        if head_end < 0:
-            if len(buf) > self._limits.max_head:
-                self.broken = RemoteProtocolError("header section too long on stream", 413)
-                raise self.broken
-            return None
-        try:
-            start, items = _parse_head(bytes(buf[:head_end]), self._limits)
-            headers = Headers(items)
-            length = _content_length(headers)
-            if length is None:
-                raise RemoteProtocolError("Content-Length is mandatory on stream transports")
-            if length > self._limits.max_body:
-                raise RemoteProtocolError(f"body of {length} bytes exceeds {self._limits.max_body}", 413)
-        except RemoteProtocolError as exc:
-            self.broken = exc
-            raise
+            self._crlf = b""
+            head_end, body_start = _find_head_end(buf, self._scan)
+            if head_end < 0:
+                if len(buf) > self._limits.max_head:
+                    raise self._fail(RemoteProtocolError("header section too long on stream", 413))
+                self._scan = max(0, len(buf) - 2)
+                return None
+            try:
+                start, items = _parse_head(bytes(buf[:head_end]), self._limits)
+                headers = Headers(items)
+                length = _content_length(headers)
+                if length is None:
+                    raise RemoteProtocolError("Content-Length is mandatory on stream transports")
+                if length > self._limits.max_body:
+                    raise RemoteProtocolError(f"body of {length} bytes exceeds {self._limits.max_body}", 413)
+            except RemoteProtocolError as exc:
+                raise self._fail(exc) from None
+            self._pending = (body_start, start, headers, length)
+        body_start, start, headers, length = self._pending
         end = body_start + length
         if len(buf) < end:
             return None
         body = bytes(buf[body_start:end])
         del buf[:end]
+        self._pending = None
+        self._scan = 0
         try:
             return _build(start, headers, body)
         except RemoteProtocolError as exc:
@@ -215,4 +257,3 @@ class StreamFramer:
         while (msg := self.next_message()) is not None:
             out.append(msg)
         return out
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from sip.errors import RemoteProtocolError
-from sip.params import Params, format_params, get_param, parse_params, set_param
+from sip.params import Params, format_params, get_param, is_digits, parse_params, set_param
 
 _HOST_BAD = frozenset(" \t<>\"@,;?")
 
@@ -93,7 +93,7 @@ def parse_host_port(text: str) -> tuple[str, int | None]:
 
 
 def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or len(text) > 5:
+    if not is_digits(text) or len(text) > 5:
         raise RemoteProtocolError(f"bad port in {whole!r}")
     port = int(text)
     if port > 65535:

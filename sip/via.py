@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from ipaddress import ip_address
 
 from sip.errors import RemoteProtocolError
-from sip.params import Params, format_params, get_param, has_param, parse_params, set_param
+from sip.params import Params, format_params, get_param, has_param, is_digits, parse_params, set_param
 from sip.uri import parse_host_port
 
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7
+_TOKEN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +36,9 @@ class Via:
     def rport(self) -> int | None:
         """The filled-in rport value, or None (absent, or requested but empty)."""
         value = get_param(self.params, "rport")
-        return int(value) if value and value.isdigit() else None
+        if value and is_digits(value) and len(value) <= 5:
+            return int(value)
+        return None
 
     @property
     def wants_rport(self) -> bool:
@@ -53,45 +57,63 @@ class Via:
         return replace(self, params=set_param(self.params, name, value))
 
     def with_received(self, host: str, port: int) -> Via:
-        """RFC 3261 §18.2.1 (received when the source differs from sent-by) and RFC 3581 §4 (rport)."""
+        """Record the packet's source address on a received request's top Via.
+
+        RFC 3261 §18.2.1: ``received`` when the source IP differs from sent-by (a host name always
+        differs). RFC 3581 §4: when the Via carries ``rport``, fill it with the source port and set
+        ``received`` even when it equals sent-by (a value the sender put there itself is overwritten).
+        """
         params = self.params
-        if host != self.host:
+        rport = has_param(params, "rport")
+        if rport or not _same_host(host, self.host):
             params = set_param(params, "received", host)
-        if has_param(params, "rport"):
+        if rport:
             params = set_param(params, "rport", str(port))
-            if get_param(params, "received") is None:
-                params = set_param(params, "received", host)
         return replace(self, params=params)
 
     def __str__(self) -> str:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
+def _same_host(source: str, sent_by_host: str) -> bool:
+    """Whether a packet's source IP equals the sent-by host (a host name never does, §18.2.1)."""
+    if source == sent_by_host:
+        return True
+    try:
+        return ip_address(source) == ip_address(sent_by_host)
+    except ValueError:
+        return False
+
+
 def parse_via(text: str) -> Via:
-    text = text.strip()
-    slash2 = -1
-    # "SIP / 2.0 / UDP" may carry LWS around the slashes (§25.1); normalise the common no-space form fast.
+    """Parse one via-parm (already split from its comma-separated siblings).
+
+    ``sent-protocol`` is ``name SLASH version SLASH transport`` where SLASH may carry LWS (§25.1), and
+    LWS separates it from ``sent-by`` (spaces or tabs; folding is already undone by the parser).
+    """
+    text = text.strip(" \t")
     head, sp, rest = text.partition(" ")
-    if head.count("/") != 2:
-        # spaced form: collapse "SIP / 2.0 / UDP host" to "SIP/2.0/UDP host"
-        parts = text.replace("\t", " ").split("/")
+    if not sp or "\t" in head or head.count("/") != 2:
+        # Rare forms: tabs, or LWS around the slashes ("SIP / 2.0 / UDP host").
+        parts = text.replace("\t", " ").split("/", 2)
         if len(parts) < 3:
             raise RemoteProtocolError(f"bad Via {text[:80]!r}")
-        name, version = parts[0].strip(), parts[1].strip()
-        tail = "/".join(parts[2:]).strip()
+        tail = parts[2].lstrip(" ")
         transport, sp, rest = tail.partition(" ")
-        head = f"{name}/{version}/{transport}"
-    if not sp:
-        raise RemoteProtocolError(f"Via without sent-by: {text[:80]!r}")
+        head = f"{parts[0].strip(' ')}/{parts[1].strip(' ')}/{transport}"
+        if not sp:
+            raise RemoteProtocolError(f"Via without sent-by: {text[:80]!r}")
     slash2 = head.rfind("/")
     protocol, transport = head[:slash2], head[slash2 + 1 :].upper()
-    if protocol.upper() != "SIP/2.0" or not transport:
-        raise RemoteProtocolError(f"bad Via protocol {head!r}")
-    rest = rest.strip()
+    if protocol.upper() != "SIP/2.0" or not transport or not _TOKEN.issuperset(transport):
+        raise RemoteProtocolError(f"bad Via protocol {head[:80]!r}")
     semi = rest.find(";")
     if semi >= 0:
-        sent_by, params = rest[:semi].strip(), parse_params(rest[semi + 1 :])
+        sent_by, params = rest[:semi], parse_params(rest[semi + 1 :])
     else:
         sent_by, params = rest, ()
-    host, port = parse_host_port(sent_by.replace(" ", ""))
+    sent_by = sent_by.strip(" \t")
+    if " " in sent_by or "\t" in sent_by:  # "host : port" (COLON = SWS ":" SWS)
+        sent_by = sent_by.replace(" ", "").replace("\t", "")
+    host, port = parse_host_port(sent_by)
     return Via(transport, host, port, params, protocol)
