@@ -68,6 +68,8 @@ class SipRunner:
         self._idle_task: asyncio.Task[None] | None = None
         self._closing = False
         self._rejected_logged = 0
+        if endpoint.local_address is None:
+            endpoint.local_address = self.local_address
 
     # ------------------------------------------------------------------ listening
     async def listen_udp(self, host: str, port: int) -> tuple[str, int]:

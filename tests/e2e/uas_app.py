@@ -101,7 +101,6 @@ async def start(
     endpoint = Endpoint(EndpointConfig(timers=timers or TimerConfig(), user_agent="gb28181-test-uas"))
     app = UasApp(endpoint, qop=qop)
     runner = SipRunner(endpoint, app.handle)
-    endpoint.local_address = runner.local_address
     bound_udp = await runner.listen_udp(*udp) if udp else None
     bound_tcp = await runner.listen_tcp(*tcp) if tcp else None
     return app, runner, bound_udp, bound_tcp
