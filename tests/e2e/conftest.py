@@ -1,0 +1,77 @@
+"""Shared helpers for end-to-end tests over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = Path(__file__).with_name("scenarios")
+
+
+def require_tool(name: str) -> str:
+    """The path of an external peer. Missing in CI is a failure, not a skip: CI installs it."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def require_module(name: str) -> None:
+    try:
+        __import__(name)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"python module {name} is not installed")
+        pytest.skip(f"python module {name} is not installed")
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 at the time of asking."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, other) as s2:
+            try:
+                s2.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port")
+
+
+def write_users(path: Path, count: int, password: str = "12345678", start: int = 1) -> list[str]:
+    ids = [f"3402000000132{i:07d}" for i in range(start, start + count)]
+    path.write_text("SEQUENTIAL\n" + "".join(f"{i};{password}\n" for i in ids))
+    return ids
+
+
+async def run_tool(*args: str, timeout: float = 120.0, cwd: Path | None = None) -> tuple[int, str, str]:
+    """Run a subprocess without blocking the event loop (the server under test shares it). Bounded."""
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        cwd=str(cwd or REPO),
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+        return -9, out.decode(errors="replace"), err.decode(errors="replace")
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+PYTHON = sys.executable
