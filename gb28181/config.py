@@ -1,0 +1,224 @@
+"""Platform configuration: TOML file + command-line overrides, per ARCHITECTURE.md's interface contract.
+
+Every value is validated when loaded; ``ConfigError`` carries a message an operator can act on.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ID = "34020000002000000001"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    transport: str  # "udp" | "tcp"
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, url: str) -> ListenAddress:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("udp", "tcp"):
+            raise ConfigError(f"listen address {url!r}: expected udp://HOST:PORT or tcp://HOST:PORT")
+        host, port = _host_port(rest, f"listen address {url!r}")
+        return cls(scheme.lower(), host, port)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}://{host}:{self.port}"
+
+
+def _host_port(text: str, what: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{what}: expected HOST:PORT")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    timezone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    id: str = DEFAULT_ID
+    domain: str = ""  # default: first 10 digits of the ID
+    realm: str = ""  # default: the domain
+    listen: tuple[ListenAddress, ...] = (
+        ListenAddress("udp", "0.0.0.0", 5060),
+        ListenAddress("tcp", "0.0.0.0", 5060),
+    )
+    password: str = ""  # default device password; generated on first start when empty
+    strict_ids: bool = False
+    min_expires: int = 60
+    max_expires: int = 86400
+    default_expires: int = 3600
+    nonce_ttl: int = 300
+    qop: bool = True
+    allow_unknown: bool = True
+    strict_address: bool = False
+    advertise: str = ""
+    t1: float = 0.5
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    database: str = "./gb28181.db"
+
+
+@dataclass(frozen=True)
+class KeepaliveConfig:
+    interval: int = 60
+    max_missed: int = 3
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    listen: str = "127.0.0.1:18080"
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    platform: PlatformConfig = field(default_factory=PlatformConfig)
+    sip: SipConfig = field(default_factory=SipConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    # Sections the contract names that later issues implement; kept so a full config file still loads.
+    media: dict[str, Any] = field(default_factory=dict)
+    upstream: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def domain(self) -> str:
+        return self.sip.domain or self.sip.id[:10]
+
+    @property
+    def realm(self) -> str:
+        return self.sip.realm or self.domain
+
+
+_SECTIONS = {
+    "platform": PlatformConfig,
+    "sip": SipConfig,
+    "registry": RegistryConfig,
+    "keepalive": KeepaliveConfig,
+    "admin": AdminConfig,
+}
+
+
+def _section(cls: type, data: Any, name: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        f = known.get(key)
+        if f is None:
+            raise ConfigError(f"[{name}] unknown key {key!r} (known: {', '.join(sorted(known))})")
+        default = getattr(cls(), key)
+        if key == "listen" and cls is SipConfig:
+            values = [value] if isinstance(value, str) else value
+            if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+                raise ConfigError("[sip] listen must be a URL or a list of URLs")
+            kwargs[key] = tuple(ListenAddress.parse(v) for v in values)
+            continue
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"[{name}] {key} must be true or false")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"[{name}] {key} must be an integer")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"[{name}] {key} must be a number")
+            value = float(value)
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(f"[{name}] {key} must be a string")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def validate(cfg: Config) -> Config:
+    s = cfg.sip
+    if len(s.id) != 20 or not s.id.isdigit():
+        raise ConfigError(f"[sip] id must be 20 digits, got {s.id!r}")
+    if not 1 <= s.min_expires <= 3600:
+        raise ConfigError("[sip] min_expires must be between 1 and 3600 (DECISIONS.md: Expires)")
+    if not s.min_expires <= s.default_expires <= s.max_expires:
+        raise ConfigError("[sip] needs min_expires <= default_expires <= max_expires")
+    if s.nonce_ttl < 10:
+        raise ConfigError("[sip] nonce_ttl must be at least 10 seconds")
+    if not 0.01 <= s.t1 <= 10:
+        raise ConfigError("[sip] t1 must be between 0.01 and 10 seconds")
+    if not s.listen:
+        raise ConfigError("[sip] listen must name at least one address")
+    if cfg.keepalive.interval < 1 or cfg.keepalive.max_missed < 1:
+        raise ConfigError("[keepalive] interval and max_missed must be positive")
+    try:
+        zoneinfo.ZoneInfo(cfg.platform.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"[platform] timezone {cfg.platform.timezone!r} is not a known zone") from exc
+    _host_port(cfg.admin.listen, "[admin] listen")
+    return cfg
+
+
+def load(path: str | Path | None) -> Config:
+    """Read a TOML file (or the defaults when ``path`` is None)."""
+    if path is None:
+        return validate(Config())
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {p} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            kwargs[key] = _section(_SECTIONS[key], value, key)
+        elif key == "media":
+            if not isinstance(value, dict):
+                raise ConfigError("[media] must be a table")
+            kwargs["media"] = value
+        elif key == "upstream":
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ConfigError("[[upstream]] must be an array of tables")
+            kwargs["upstream"] = tuple(value)
+        else:
+            raise ConfigError(f"unknown section [{key}] (known: {', '.join([*_SECTIONS, 'media', 'upstream'])})")
+    return validate(Config(**kwargs))
+
+
+def override(cfg: Config, **flags: Any) -> Config:
+    """Apply command-line flags (None = not given) on top of the file."""
+    sip_changes: dict[str, Any] = {}
+    if flags.get("sip_id"):
+        sip_changes["id"] = flags["sip_id"]
+    if flags.get("domain"):
+        sip_changes["domain"] = flags["domain"]
+    if flags.get("listen"):
+        sip_changes["listen"] = tuple(ListenAddress.parse(u) for u in flags["listen"])
+    if flags.get("password"):
+        sip_changes["password"] = flags["password"]
+    if sip_changes:
+        cfg = replace(cfg, sip=replace(cfg.sip, **sip_changes))
+    if flags.get("db"):
+        cfg = replace(cfg, registry=RegistryConfig(database=flags["db"]))
+    if flags.get("admin_listen"):
+        cfg = replace(cfg, admin=replace(cfg.admin, listen=flags["admin_listen"]))
+    return validate(cfg)
