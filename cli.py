@@ -1,15 +1,25 @@
-"""The `gb28181` command: options -> config -> gb28181.server. No protocol logic here."""
+"""The `gb28181` command: options -> config -> gb28181.server, or a client of the admin API.
+No protocol logic here."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
 
 import click
 
 from gb28181 import config as config_mod
 from gb28181 import server
+
+DEFAULT_ADMIN = "http://127.0.0.1:18080"
 
 
 @click.group()
@@ -18,12 +28,13 @@ def main() -> None:
     """GB/T 28181 platform: SIP signalling server and device registry."""
 
 
+# ---------------------------------------------------------------------------------------------- serve
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config file.")
 @click.option("--sip-id", help="Platform SIP ID (20 digits).")
 @click.option("--domain", help="SIP domain (default: first 10 digits of the ID).")
 @click.option("--listen", multiple=True, help="udp://HOST:PORT or tcp://HOST:PORT (repeatable).")
-@click.option("--db", help="Database file.")
+@click.option("--db", help="Database file (SQLite).")
 @click.option("--password", help="Default device password.")
 @click.option("--admin-listen", help="Admin API HOST:PORT.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
@@ -40,10 +51,242 @@ def serve(config_path: str | None, log_level: str, **flags: object) -> None:
     try:
         import uvloop
     except ImportError:  # uvloop does not exist on Windows
-        code = asyncio.run(server.serve(cfg))
+        code = asyncio.run(server.run(cfg))
     else:
-        code = uvloop.run(server.serve(cfg))
+        code = uvloop.run(server.run(cfg))
     sys.exit(code)
+
+
+# ---------------------------------------------------------------------------------------------- admin client
+class Admin:
+    """A small client of the admin API (stdlib only)."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+
+    def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, query: dict[str, Any] | None = None
+    ) -> Any:
+        url = self.url + path
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=15) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", exc.reason)
+            except (ValueError, AttributeError):
+                message = exc.reason
+            raise click.ClickException(f"{method} {path}: {exc.code} {message}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise click.ClickException(
+                f"cannot reach the admin API at {self.url} ({reason}); is `gb28181 serve` running? "
+                "(set --admin or GB28181_ADMIN)"
+            ) from exc
+
+
+def _token(db: str) -> str | None:
+    token = os.environ.get("GB28181_TOKEN")
+    if token:
+        return token
+    path = server.secrets_path(db)
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")).get("token")
+    except (OSError, ValueError):
+        return None
+
+
+admin_option = click.option(
+    "--admin",
+    "admin_url",
+    envvar="GB28181_ADMIN",
+    default=DEFAULT_ADMIN,
+    show_default=True,
+    help="Admin API URL (env GB28181_ADMIN).",
+)
+db_option = click.option(
+    "--db",
+    default="./gb28181.db",
+    show_default=True,
+    help="Database whose secrets file holds the admin token (when GB28181_TOKEN is unset).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _client(admin_url: str, db: str) -> Admin:
+    return Admin(admin_url, _token(db))
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+@main.command()
+@click.option("--status", type=click.Choice(["online", "offline"]))
+@json_option
+@admin_option
+@db_option
+def devices(status: str | None, as_json: bool, admin_url: str, db: str) -> None:
+    """List devices."""
+    rows = _client(admin_url, db).call("GET", "/api/devices", query={"status": status})
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    _print_table(rows, ["id", "name", "status", "transport", "address", "last_keepalive", "expires"])
+
+
+@main.group()
+def device() -> None:
+    """Show, add, remove or change one device."""
+
+
+@device.command("show")
+@click.argument("device_id")
+@json_option
+@admin_option
+@db_option
+def device_show(device_id: str, as_json: bool, admin_url: str, db: str) -> None:
+    row = _client(admin_url, db).call("GET", f"/api/devices/{urllib.parse.quote(device_id)}")
+    if as_json:
+        click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    for key, value in row.items():
+        click.echo(f"{key:>20}: {'' if value is None else value}")
+
+
+def _settings(
+    name: str | None,
+    password: str | None,
+    charset: str | None,
+    stream_mode: str | None,
+    keepalive_interval: int | None,
+    keepalive_count: int | None,
+    enabled: bool | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for key, value in (
+        ("name", name),
+        ("password", password),
+        ("charset", charset),
+        ("stream_mode", stream_mode),
+        ("keepalive_interval", keepalive_interval),
+        ("keepalive_count", keepalive_count),
+        ("enabled", enabled),
+    ):
+        if value is not None:
+            body[key] = value
+    return body
+
+
+def settings_options(f: Any) -> Any:
+    for opt in reversed(
+        [
+            click.option("--name"),
+            click.option("--password", help="Per-device password (empty string: use the global one)."),
+            click.option("--charset", type=click.Choice(["GB2312", "GB18030", "UTF-8"], case_sensitive=False)),
+            click.option("--stream-mode", type=click.Choice(["udp", "tcp-passive", "tcp-active"])),
+            click.option("--keepalive-interval", type=click.IntRange(1, 86400), help="Seconds between keepalives."),
+            click.option("--keepalive-count", type=click.IntRange(1, 100), help="Missed keepalives before offline."),
+            click.option("--enabled/--disabled", default=None),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+@device.command("add")
+@click.argument("device_id")
+@settings_options
+@json_option
+@admin_option
+@db_option
+def device_add(device_id: str, as_json: bool, admin_url: str, db: str, **settings: Any) -> None:
+    """Provision a device (needed when [sip] allow_unknown = false)."""
+    body = {"id": device_id, **_settings(**settings)}
+    row = _client(admin_url, db).call("POST", "/api/devices", body)
+    click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"added {row['id']}")
+
+
+@device.command("set")
+@click.argument("device_id")
+@settings_options
+@json_option
+@admin_option
+@db_option
+def device_set(device_id: str, as_json: bool, admin_url: str, db: str, **settings: Any) -> None:
+    """Change a device's password, charset, stream mode, keepalive window or enabled flag."""
+    body = _settings(**settings)
+    if "password" in body and body["password"] == "":
+        body["password"] = None
+    if not body:
+        raise click.UsageError("nothing to set: give at least one option")
+    row = _client(admin_url, db).call("PATCH", f"/api/devices/{urllib.parse.quote(device_id)}", body)
+    click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"updated {row['id']}")
+
+
+@device.command("remove")
+@click.argument("device_id")
+@admin_option
+@db_option
+def device_remove(device_id: str, admin_url: str, db: str) -> None:
+    _client(admin_url, db).call("DELETE", f"/api/devices/{urllib.parse.quote(device_id)}")
+    click.echo(f"removed {device_id}")
+
+
+@main.command()
+@click.option("--device", "device_id", help="Only this device (or channel, or 'platform').")
+@click.option("--since", help="ISO time, epoch seconds, or -1h / -30m / -2d.")
+@click.option("--until")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100000))
+@json_option
+@admin_option
+@db_option
+def events(
+    device_id: str | None, since: str | None, until: str | None, limit: int, as_json: bool, admin_url: str, db: str
+) -> None:
+    """The status event log: registrations, expiries, keepalive timeouts, TCP closes, platform start/stop."""
+    rows = _client(admin_url, db).call(
+        "GET", "/api/events", query={"device": device_id, "since": since, "until": until, "limit": limit}
+    )
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    _print_table(rows, ["at", "subject", "event", "reason"])
+
+
+@main.command()
+@json_option
+@admin_option
+@db_option
+def stats(as_json: bool, admin_url: str, db: str) -> None:
+    """Online/offline counts now, and registration outcomes since start."""
+    data = _client(admin_url, db).call("GET", "/api/stats")
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    click.echo(
+        f"devices {data['devices']}  online {data['online']}  offline {data['offline']}  "
+        f"registered {data['registered']}"
+    )
+    for key, value in data["counters"].items():
+        click.echo(f"  {key:<32} {value}")
 
 
 if __name__ == "__main__":

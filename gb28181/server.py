@@ -1,7 +1,7 @@
-"""The platform's composition root: config -> SIP endpoint, runner, registrar; the request router.
+"""The platform's composition root: config -> store, SIP endpoint and runner, registrar, device service,
+admin API; and the request router.
 
-Registrations are held in memory in this version; persistence in SQLite (registry/) arrives with the
-registrar issue. Every registration outcome is logged on one line with its reason and counted.
+Every registration outcome is logged on one line with its reason and counted (``gb28181 stats``).
 """
 
 from __future__ import annotations
@@ -13,15 +13,26 @@ import os
 import secrets
 import signal
 import time
+import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiohttp import web
+
+from gb28181.admin.app import AdminApi
 from gb28181.config import Config
+from gb28181.devices import DeviceService
+from gb28181.keepalive import LivenessPolicy
+from gb28181.manscdp import ManscdpError, parse_envelope
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
+from registry.models import Registration
+from registry.sqlite import SqliteStore
+from registry.store import RegistryStore, StoreError
 from sip.aio import SipRunner
 from sip.auth import DigestServer
-from sip.endpoint import Endpoint, EndpointConfig, Event, Peer, RequestReceived
-from sip.errors import LocalProtocolError
+from sip.endpoint import ConnectionClosed, Endpoint, EndpointConfig, Event, RequestReceived
+from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.timers import TimerConfig
 
 log = logging.getLogger("gb28181")
@@ -31,35 +42,32 @@ USER_AGENT = "gb28181-py/0.1"
 
 
 @dataclass
-class Binding:
-    device_id: str
-    peer: Peer
-    contact: str
-    expires_at: float  # wall clock
-    registered_at: float
-    gb_version: str | None = None
-    last_keepalive: float | None = None
-
-
-@dataclass
 class Secrets:
     password: str
     token: str
     nonce_secret: bytes
-    path: Path | None = None
+    path: Path
     generated: bool = False
+
+
+def secrets_path(database: str) -> Path:
+    db = Path(database)
+    return db.with_name(db.name + ".secrets.json")
 
 
 def load_secrets(cfg: Config) -> Secrets:
     """Password, admin token and nonce secret: from the config, else generated once and kept (0600) beside
-    the database (DECISIONS.md: operator surface)."""
-    db = Path(cfg.registry.database)
-    path = db.with_name(db.name + ".secrets.json")
+    the database (DECISIONS.md: operator surface). The nonce secret survives restarts so outstanding
+    challenges stay valid."""
+    path = secrets_path(cfg.registry.database)
     stored: dict[str, str] = {}
     if path.exists():
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from exc
     generated = False
-    if not stored.get("password") or not stored.get("token") or not stored.get("nonce_secret"):
+    if not all(stored.get(k) for k in ("password", "token", "nonce_secret")):
         stored.setdefault("password", secrets.token_urlsafe(9))
         stored.setdefault("token", secrets.token_urlsafe(24))
         stored.setdefault("nonce_secret", secrets.token_hex(32))
@@ -81,14 +89,17 @@ def load_secrets(cfg: Config) -> Secrets:
 class Platform:
     cfg: Config
     secrets: Secrets
-    endpoint: Endpoint = field(init=False)
-    registrar: Registrar = field(init=False)
-    bindings: dict[str, Binding] = field(default_factory=dict)
+    store: RegistryStore
+    wall: Callable[[], float] = time.time
+    mono: Callable[[], float] = time.monotonic
+    batch_interval: float = 1.0
     counters: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.cfg.sip
+        self.tz = zoneinfo.ZoneInfo(self.cfg.platform.timezone)
         self.endpoint = Endpoint(EndpointConfig(timers=TimerConfig(t1=s.t1), user_agent=USER_AGENT))
+        self.runner: SipRunner | None = None
         auth = DigestServer(self.secrets.nonce_secret, self.cfg.realm, nonce_ttl=s.nonce_ttl, offer_qop=s.qop)
         policy = RegisterPolicy(
             realm=self.cfg.realm,
@@ -99,107 +110,209 @@ class Platform:
             allow_unknown=s.allow_unknown,
             timezone=self.cfg.platform.timezone,
         )
-        self.registrar = Registrar(policy, auth, self._password_for)
-
-    def _password_for(self, device_id: str) -> str | None:
-        if not self.cfg.sip.allow_unknown:
-            return None  # provisioned devices only: none can be provisioned before the registry lands
-        return self.secrets.password
+        self.devices = DeviceService(
+            self.store,
+            LivenessPolicy(self.cfg.keepalive.interval, self.cfg.keepalive.max_missed),
+            wall=self.wall,
+            mono=self.mono,
+            batch_interval=self.batch_interval,
+            strict_address=s.strict_address,
+        )
+        self.registrar = Registrar(
+            policy, auth, lambda device_id: self.devices.password_for(device_id, self.secrets.password, s.allow_unknown)
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
 
-    def registered(self, device_id: str, now: float) -> Binding | None:
-        b = self.bindings.get(device_id)
-        if b is not None and b.expires_at <= now:
-            del self.bindings[device_id]
-            log.info("device %s expired", device_id)
-            return None
-        return b
+    def flush(self) -> None:
+        if self.runner is not None:
+            self.runner.flush()
 
     # ------------------------------------------------------------------ routing
     def handle(self, event: Event) -> None:
+        if isinstance(event, ConnectionClosed):
+            self.devices.connection_closed(str(event.peer))
+            return
         if not isinstance(event, RequestReceived) or event.tx is None:
             return
         try:
             self._route(event)
         except LocalProtocolError as exc:  # answering a transaction that went away
             log.warning("could not answer %s from %s: %s", event.request.method, event.peer, exc)
+        except RemoteProtocolError as exc:  # a header the handler needed was malformed
+            log.info("bad %s from %s: %s", event.request.method, event.peer, exc.reason)
+            self.endpoint.reply(event, exc.status_hint, now=self.mono())
 
     def _route(self, event: RequestReceived) -> None:
         method = event.request.method
-        now = time.time()
-        mono = asyncio.get_running_loop().time()
         if method == "REGISTER":
-            self._on_register(event, now, mono)
+            self._on_register(event)
         elif method == "MESSAGE":
-            user = event.request.from_.user or ""
-            binding = self.registered(user, now)
-            if binding is None:
-                # DECISIONS.md: 403 for any device not currently registered, which prompts a re-REGISTER.
-                self.count("message:not-registered")
-                log.info("MESSAGE from %s (%s) refused: not registered", user, event.peer)
-                self.endpoint.reply(event, 403, now=mono)
-                return
-            binding.peer = event.peer  # NAT/4G moves are tracked from every request
-            binding.last_keepalive = now
-            self.endpoint.reply(event, 200, now=mono)
+            self._on_message(event)
         elif method == "OPTIONS":
-            self.endpoint.reply(event, 200, headers=[("Allow", ALLOW)], now=mono)
-        elif method == "BYE":
-            self.endpoint.reply(event, 481, now=mono)
+            self.endpoint.reply(event, 200, headers=[("Allow", ALLOW)], now=self.mono())
         else:
-            self.endpoint.reply(event, 405, headers=[("Allow", ALLOW)], now=mono)
+            self.endpoint.reply(event, 405, headers=[("Allow", ALLOW)], now=self.mono())
 
-    def _on_register(self, event: RequestReceived, now: float, mono: float) -> None:
-        d: Decision = self.registrar.decide(event.request, now)
+    def _on_register(self, event: RequestReceived) -> None:
+        d: Decision = self.registrar.decide(event.request, self.wall())
         self.count(f"register:{d.outcome}")
-        if d.status == 200 and d.expires:
-            existing = self.bindings.get(d.device_id)
-            self.bindings[d.device_id] = Binding(
-                d.device_id,
-                event.peer,
-                d.contact,
-                now + d.expires,
-                existing.registered_at if existing else now,
-                d.gb_version,
+        if d.status != 200:
+            if d.outcome != "challenged":
+                log.info("REGISTER %s from %s: %d %s (%s)", d.device_id, event.peer, d.status, d.outcome, d.detail)
+            self.endpoint.reply(event, d.status, headers=list(d.headers), now=self.mono())
+            return
+        task = asyncio.get_running_loop().create_task(self._commit_register(event, d))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _commit_register(self, event: RequestReceived, d: Decision) -> None:
+        """The 200 goes out only once the registration is durable (group commit)."""
+        peer = event.peer
+        local = f"{event.local[0]}:{event.local[1]}" if event.local else ""
+        reg = Registration(
+            d.device_id,
+            self.wall(),
+            d.expires or 0,
+            peer.transport,
+            f"{peer.host}:{peer.port}",
+            local,
+            d.contact,
+            event.request.headers.get("user-agent") or "",
+            d.gb_version or "",
+        )
+        try:
+            await self.devices.register(reg, str(peer))
+        except StoreError as exc:
+            self.count("register:store-error")
+            log.error("REGISTER %s from %s: not stored (%s); answered 500", d.device_id, peer, exc)
+            self._reply_late(event, 500, [("Retry-After", "60")])
+            return
+        log.info("REGISTER %s from %s: 200 %s expires=%s", d.device_id, peer, d.outcome, d.expires)
+        self._reply_late(event, 200, list(d.headers))
+
+    def _reply_late(self, event: RequestReceived, status: int, headers: list[tuple[str, str]]) -> None:
+        try:
+            self.endpoint.reply(event, status, headers=headers, now=self.mono())
+        except LocalProtocolError as exc:
+            log.warning("REGISTER from %s: could not answer %d: %s", event.peer, status, exc)
+        self.flush()
+
+    def _on_message(self, event: RequestReceived) -> None:
+        req = event.request
+        user = req.from_.user or ""
+        now = self.mono()
+        if not self.devices.is_registered(user):
+            # DECISIONS.md: 403 for any device not currently registered; real devices then re-register.
+            self.count("message:not-registered")
+            log.info("MESSAGE from %s (%s) refused 403: not registered", user, event.peer)
+            self.endpoint.reply(event, 403, now=now)
+            return
+        if (req.content_type or "") != "application/manscdp+xml":
+            self.count("message:unsupported-type")
+            self.endpoint.reply(event, 415, headers=[("Accept", "Application/MANSCDP+xml")], now=now)
+            return
+        try:
+            env = parse_envelope(req.body)
+        except ManscdpError as exc:
+            self.count("message:bad-xml")
+            log.info(
+                "MESSAGE from %s (%s): unreadable MANSCDP (%s); raw %r", user, event.peer, exc.reason, exc.raw[:300]
             )
-        elif d.status == 200:
-            self.bindings.pop(d.device_id, None)
-        if d.status != 401 or d.outcome != "challenged":
-            log.info("REGISTER %s from %s: %d %s %s", d.device_id, event.peer, d.status, d.outcome, d.detail)
-        self.endpoint.reply(event, d.status, headers=list(d.headers), now=mono)
+            self.endpoint.reply(event, 400, f"Bad MANSCDP Body: {exc.reason[:80]}", now=now)
+            return
+        peer = event.peer
+        if env.cmd_type == "Keepalive":
+            self.count("keepalive")
+            refused = self.devices.keepalive(user, peer.transport, f"{peer.host}:{peer.port}", str(peer))
+            if refused is not None:
+                self.count("keepalive:refused")
+                log.info("keepalive from %s (%s) refused 403: %s", user, peer, refused)
+                self.endpoint.reply(event, 403, now=now)
+                return
+            self.endpoint.reply(event, 200, now=now)
+            return
+        # Any other MANSCDP request proves the device alive too; its content is the catalog issue's.
+        self.count(f"message:{env.cmd_type}")
+        self.devices.keepalive(user, peer.transport, f"{peer.host}:{peer.port}", str(peer))
+        self.endpoint.reply(event, 200, now=now)
+
+    # ------------------------------------------------------------------ liveness clock
+    async def liveness_loop(self, interval: float = 1.0) -> None:
+        while True:
+            self.devices.tick()
+            await asyncio.sleep(interval)
 
 
-async def serve(cfg: Config, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> int:
+async def run(
+    cfg: Config,
+    *,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+    tick: float = 1.0,
+    batch_interval: float = 1.0,
+) -> int:
     """Run the platform until SIGTERM/SIGINT (or ``stop``). Returns a process exit code."""
-    sec = load_secrets(cfg)
-    platform = Platform(cfg, sec)
+    try:
+        sec = load_secrets(cfg)
+        store = SqliteStore(cfg.registry.database)
+        await store.open()
+    except StoreError as exc:
+        log.error("cannot open the registry %s: %s", cfg.registry.database, exc)
+        return 2
+    loop = asyncio.get_running_loop()
+    platform = Platform(cfg, sec, store, wall=time.time, mono=loop.time, batch_interval=batch_interval)
+    await platform.devices.start()
     runner = SipRunner(platform.endpoint, platform.handle)
+    platform.runner = runner
+    admin_runner: web.AppRunner | None = None
     try:
         for addr in cfg.sip.listen:
-            if addr.transport == "udp":
-                bound = await runner.listen_udp(addr.host, addr.port)
-            else:
-                bound = await runner.listen_tcp(addr.host, addr.port)
-            log.info("listening on %s://%s:%d", addr.transport, bound[0], bound[1])
+            bound = await (runner.listen_udp if addr.transport == "udp" else runner.listen_tcp)(addr.host, addr.port)
+            log.info("SIP listening on %s://%s:%d", addr.transport, bound[0], bound[1])
+        host, _, port = cfg.admin.listen.rpartition(":")
+        admin_runner = web.AppRunner(AdminApi(platform, sec.token, platform.tz).app(), access_log=None)
+        await admin_runner.setup()
+        await web.TCPSite(admin_runner, host.strip("[]"), int(port)).start()
+        log.info("admin API on http://%s", cfg.admin.listen)
     except OSError as exc:
-        await runner.close()
         log.error("cannot listen: %s", exc)
+        await runner.close()
+        if admin_runner is not None:
+            await admin_runner.cleanup()
+        await platform.devices.stop()
+        await store.close()
         return 2
     if sec.generated:
-        log.warning("generated device password and admin token, stored in %s (mode 0600)", sec.path)
-    log.info("platform %s domain %s realm %s; device password in %s", cfg.sip.id, cfg.domain, cfg.realm, sec.path)
+        log.warning("generated a device password and an admin token in %s (mode 0600)", sec.path)
+    log.info(
+        "platform %s, domain %s, realm %s, database %s; device password and admin token in %s",
+        cfg.sip.id,
+        cfg.domain,
+        cfg.realm,
+        cfg.registry.database,
+        sec.path,
+    )
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    ticker = loop.create_task(platform.liveness_loop(tick))
     if ready is not None:
         ready.set()
     await stop.wait()
-    log.info("stopping: %d devices registered", len(platform.bindings))
+    log.info("stopping: %d devices online", sum(1 for d in platform.devices.devices.values() if d.status == "online"))
+    ticker.cancel()
     await runner.close()
+    await admin_runner.cleanup()
+    await platform.devices.stop()  # records platform-stop and flushes the batches
+    await store.close()
     return 0
+
+
+def _printable(text: str) -> str:
+    return "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "?" for c in text)[:200]

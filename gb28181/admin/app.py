@@ -1,0 +1,192 @@
+"""aiohttp admin API. Routes (all JSON; /health needs no token, everything under /api needs
+``Authorization: Bearer <token>``):
+
+GET /health · GET /api/devices[?status=online|offline] · GET/PATCH/DELETE /api/devices/{id} ·
+POST /api/devices · GET /api/events[?device=&since=&until=&limit=] · GET /api/stats
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+import logging
+import zoneinfo
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gb28181.admin.views import apply_settings, device_json, event_json, parse_time
+from gb28181.ids import GbId, InvalidId
+from registry.models import Device
+from registry.store import StoreError
+
+log = logging.getLogger("gb28181.admin")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class AdminApi:
+    def __init__(self, platform: Any, token: str, tz: zoneinfo.ZoneInfo) -> None:
+        self.platform = platform  # gb28181.server.Platform (duck-typed to keep this module small)
+        self.token = token
+        self.tz = tz
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth, self._errors], client_max_size=64 * 1024)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/api/devices", self.list_devices)
+        app.router.add_post("/api/devices", self.add_device)
+        app.router.add_get("/api/devices/{id}", self.show_device)
+        app.router.add_patch("/api/devices/{id}", self.set_device)
+        app.router.add_delete("/api/devices/{id}", self.remove_device)
+        app.router.add_get("/api/events", self.events)
+        app.router.add_get("/api/stats", self.stats)
+        return app
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/api/"):
+            header = request.headers.get("Authorization", "")
+            scheme, _, given = header.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+                log.info(
+                    "admin API: refused %s %s from %s (bad or missing token)",
+                    request.method,
+                    request.path,
+                    request.remote,
+                )
+                return _error(401, "missing or wrong bearer token")
+        return await handler(request)
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except StoreError as exc:
+            log.error("admin API: storage error on %s %s: %s", request.method, request.path, exc)
+            return _error(503, f"storage error: {exc}")
+
+    @property
+    def devices(self) -> Any:
+        return self.platform.devices
+
+    async def _json_body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise web.HTTPBadRequest(
+                text=json.dumps({"error": f"body is not JSON: {exc}"}), content_type="application/json"
+            ) from exc
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(
+                text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json"
+            )
+        return body
+
+    async def health(self, request: web.Request) -> web.Response:
+        devs = self.devices.devices.values()
+        return web.json_response(
+            {
+                "status": "ok",
+                "sip_id": self.platform.cfg.sip.id,
+                "devices": len(self.devices.devices),
+                "online": sum(1 for d in devs if d.status == "online"),
+            }
+        )
+
+    async def list_devices(self, request: web.Request) -> web.Response:
+        status = request.query.get("status")
+        if status not in (None, "online", "offline"):
+            return _error(400, "status must be online or offline")
+        now = self.platform.wall()
+        out = [
+            device_json(d, self.tz, now)
+            for _, d in sorted(self.devices.devices.items())
+            if status is None or d.status == status
+        ]
+        return web.json_response(out)
+
+    def _device_or_404(self, device_id: str) -> Device:
+        device = self.devices.snapshot(device_id)
+        if device is None:
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": f"no device {device_id}"}), content_type="application/json"
+            )
+        return device
+
+    async def show_device(self, request: web.Request) -> web.Response:
+        device = self._device_or_404(request.match_info["id"])
+        return web.json_response(device_json(device, self.tz, self.platform.wall()))
+
+    async def add_device(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        device_id = str(body.get("id", ""))
+        try:
+            GbId.parse(device_id)
+        except InvalidId as exc:
+            return _error(400, str(exc))
+        if self.devices.snapshot(device_id) is not None:
+            return _error(409, f"device {device_id} already exists (use device set)")
+        device = Device(device_id, provisioned=True, created_at=self.platform.wall())
+        try:
+            apply_settings(device, body)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        await self.devices.put(device)
+        log.info("admin API: device %s added", device_id)
+        return web.json_response(device_json(device, self.tz, self.platform.wall()), status=201)
+
+    async def set_device(self, request: web.Request) -> web.Response:
+        device = self._device_or_404(request.match_info["id"])
+        body = await self._json_body(request)
+        try:
+            apply_settings(device, body)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        device = dataclasses.replace(device, provisioned=True)
+        await self.devices.put(device)
+        log.info("admin API: device %s set %s", device.id, sorted(k for k in body if k != "password"))
+        return web.json_response(device_json(device, self.tz, self.platform.wall()))
+
+    async def remove_device(self, request: web.Request) -> web.Response:
+        device_id = request.match_info["id"]
+        if not await self.devices.remove(device_id):
+            return _error(404, f"no device {device_id}")
+        log.info("admin API: device %s removed", device_id)
+        return web.json_response({"removed": device_id})
+
+    async def events(self, request: web.Request) -> web.Response:
+        q = request.query
+        now = self.platform.wall()
+        try:
+            since = parse_time(q["since"], self.tz, now) if "since" in q else None
+            until = parse_time(q["until"], self.tz, now) if "until" in q else None
+            limit = int(q.get("limit", "1000"))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        if not 1 <= limit <= 100_000:
+            return _error(400, "limit must be between 1 and 100000")
+        await self.devices.flush()
+        events = await self.devices.store.list_events(subject=q.get("device"), since=since, until=until, limit=limit)
+        return web.json_response([event_json(e, self.tz) for e in events])
+
+    async def stats(self, request: web.Request) -> web.Response:
+        devs = list(self.devices.devices.values())
+        online = sum(1 for d in devs if d.status == "online")
+        now = self.platform.wall()
+        return web.json_response(
+            {
+                "devices": len(devs),
+                "online": online,
+                "offline": len(devs) - online,
+                "registered": sum(1 for d in devs if d.registered(now)),
+                "counters": dict(sorted({**self.platform.counters, **self.devices.counters}.items())),
+                "sip": dict(self.platform.endpoint.stats),
+            }
+        )

@@ -1,0 +1,207 @@
+"""The device registry as the platform sees it: a write-through cache over a RegistryStore, liveness,
+address tracking and the status event log (GB/T 28181-2022 §9.1, §9.6; DECISIONS.md).
+
+Durability rules (registrar issue): a registration is committed (group commit) before its 200 is sent;
+keepalive timestamps are batched (a crash loses at most the last batch); status events are batched too.
+All times are passed in: ``wall`` for what is stored, ``mono`` for deadlines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from gb28181.keepalive import EXPIRED, Liveness, LivenessPolicy
+from registry.batching import GroupCommitter, PeriodicBatcher
+from registry.models import OFFLINE, ONLINE, Device, Keepalive, Registration, StatusEvent
+from registry.store import RegistryStore
+
+log = logging.getLogger("gb28181.devices")
+
+
+class DeviceService:
+    def __init__(
+        self,
+        store: RegistryStore,
+        policy: LivenessPolicy,
+        *,
+        wall: Callable[[], float],
+        mono: Callable[[], float],
+        batch_interval: float = 1.0,
+        strict_address: bool = False,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.wall = wall
+        self.mono = mono
+        self.strict_address = strict_address
+        self.devices: dict[str, Device] = {}
+        self.liveness = Liveness()
+        self.by_peer: dict[str, str] = {}  # "tcp:ip:port" -> device ID, for TCP close
+        self.counters: dict[str, int] = {}
+        self._registrations = GroupCommitter(store.save_registrations)
+        self._keepalives: PeriodicBatcher[Keepalive] = PeriodicBatcher(
+            store.save_keepalives, batch_interval, key=lambda k: k.device_id
+        )
+        self._events: PeriodicBatcher[StatusEvent] = PeriodicBatcher(store.append_events, batch_interval, key=id)
+        self._statuses: PeriodicBatcher[tuple[str, str]] = PeriodicBatcher(
+            store.set_status, batch_interval, key=lambda c: c[0]
+        )
+
+    def count(self, key: str) -> None:
+        self.counters[key] = self.counters.get(key, 0) + 1
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Load the registry and re-derive liveness (DECISIONS.md: a restart keeps registrations until their
+        stored expiry; a silent device goes offline one window after the restart; TCP devices are offline
+        until they reconnect)."""
+        wall, mono = self.wall(), self.mono()
+        for device in await self.store.list_devices():
+            self.devices[device.id] = device
+            if device.registered(wall) and device.enabled:
+                online = device.status == ONLINE and device.transport != "TCP"
+                remaining = device.expires_at - wall  # type: ignore[operator]
+                self.liveness.registered(device.id, mono, remaining, self.window(device), online=online)
+                if not online and device.status == ONLINE:
+                    self._set_status(device, OFFLINE, "tcp-closed", "platform restart (TCP connection gone)")
+            elif device.status == ONLINE:
+                self._set_status(device, OFFLINE, "expired", "registration expired while the platform was down")
+        self._events.add(StatusEvent(wall, "platform", "platform-start", kind="platform"))
+        self._keepalives.start()
+        self._events.start()
+        self._statuses.start()
+
+    async def stop(self) -> None:
+        self._events.add(StatusEvent(self.wall(), "platform", "platform-stop", kind="platform"))
+        await self._registrations.close()
+        for batcher in (self._keepalives, self._statuses, self._events):
+            await batcher.close()
+
+    def window(self, device: Device) -> float:
+        return self.policy.window(device.keepalive_interval, device.keepalive_count)
+
+    # ------------------------------------------------------------------ lookups for the registrar
+    def password_for(self, device_id: str, global_password: str, allow_unknown: bool) -> str | None:
+        device = self.devices.get(device_id)
+        if device is None:
+            return global_password if allow_unknown else None
+        if not device.enabled:
+            return None
+        if device.password:
+            return device.password
+        if not device.provisioned and not allow_unknown:
+            return None
+        return global_password
+
+    def is_registered(self, device_id: str) -> bool:
+        return self.liveness.is_registered(device_id)
+
+    # ------------------------------------------------------------------ hot path
+    async def register(self, reg: Registration, peer_key: str) -> None:
+        """Commit a (un)registration durably, then update memory and liveness. Raises StoreError."""
+        await self._registrations.submit(reg)
+        device = self.devices.get(reg.device_id)
+        created = device is None
+        if device is None:
+            device = self.devices[reg.device_id] = Device(reg.device_id, created_at=reg.at)
+        mono = self.mono()
+        if reg.expires > 0:
+            was_registered = self.liveness.is_registered(device.id)
+            moved = device.address and device.address != reg.address
+            device.transport, device.address, device.local_address = reg.transport, reg.address, reg.local_address
+            device.contact, device.user_agent = reg.contact, reg.user_agent
+            device.gb_version = reg.gb_version or device.gb_version
+            device.expires, device.expires_at = reg.expires, reg.at + reg.expires
+            if not was_registered or device.registered_at is None:
+                device.registered_at = reg.at
+            device.status = ONLINE
+            came_online = self.liveness.registered(device.id, mono, reg.expires, self.window(device))
+            if reg.transport == "TCP":
+                self.by_peer[peer_key] = device.id
+            if came_online or not was_registered:
+                why = "new device" if created else ("refresh after offline" if was_registered else "")
+                self._events.add(StatusEvent(reg.at, device.id, "registered", reason=why))
+            if moved:
+                self.count("address-changed")
+                self._events.add(StatusEvent(reg.at, device.id, "address-changed", reason=reg.address))
+        else:
+            was_online = self.liveness.unregistered(device.id)
+            device.expires, device.expires_at, device.status = 0, None, OFFLINE
+            self._events.add(StatusEvent(reg.at, device.id, "unregistered", reason="online" if was_online else ""))
+
+    def keepalive(self, device_id: str, transport: str, address: str, peer_key: str) -> str | None:
+        """A keepalive from a registered device. Returns None when accepted, else why it is refused."""
+        device = self.devices.get(device_id)
+        if device is None or not self.liveness.is_registered(device_id):
+            return "not registered"
+        wall = self.wall()
+        if address != device.address or transport != device.transport:
+            old_ip = device.address.rsplit(":", 1)[0]
+            new_ip = address.rsplit(":", 1)[0]
+            if self.strict_address and old_ip != new_ip:
+                return f"address changed from {device.address} to {address} (strict_address: re-REGISTER)"
+            self.count("address-changed")
+            log.info("device %s moved %s -> %s (%s)", device_id, device.address, address, transport)
+            self._events.add(StatusEvent(wall, device_id, "address-changed", reason=f"{device.address} -> {address}"))
+            device.address, device.transport = address, transport
+        if transport == "TCP":
+            self.by_peer[peer_key] = device_id
+        device.last_keepalive = wall
+        self._keepalives.add(Keepalive(device_id, wall, transport, address))
+        if self.liveness.seen(device_id, self.mono(), self.window(device)):
+            self._set_status(device, ONLINE, "online", "keepalive")
+        return None
+
+    def connection_closed(self, peer_key: str) -> None:
+        device_id = self.by_peer.pop(peer_key, None)
+        if device_id is None:
+            return
+        device = self.devices.get(device_id)
+        if device is not None and device.transport == "TCP" and self.liveness.set_offline(device_id):
+            self._set_status(device, OFFLINE, "tcp-closed", peer_key)
+
+    def tick(self) -> list[tuple[str, str]]:
+        """Apply the liveness transitions due now; returns them (device_id, reason)."""
+        due = self.liveness.due(self.mono())
+        for device_id, reason in due:
+            device = self.devices.get(device_id)
+            if device is None:
+                continue
+            if reason == EXPIRED:
+                device.expires_at = None
+                device.expires = 0
+            if device.status != OFFLINE or reason == EXPIRED:
+                self._set_status(device, OFFLINE, reason, "")
+        return due
+
+    def _set_status(self, device: Device, status: str, event: str, reason: str) -> None:
+        device.status = status
+        self._statuses.add((device.id, status))
+        self._events.add(StatusEvent(self.wall(), device.id, event, reason=reason))
+        log.info("device %s %s: %s %s", device.id, status, event, reason)
+
+    # ------------------------------------------------------------------ operator actions
+    async def put(self, device: Device) -> Device:
+        await self.store.put_device(device)
+        old = self.devices.get(device.id)
+        self.devices[device.id] = device
+        if old is not None and old.enabled and not device.enabled and self.liveness.unregistered(device.id):
+            self._set_status(device, OFFLINE, "offline", "disabled by operator")
+        return device
+
+    async def remove(self, device_id: str) -> bool:
+        removed = await self.store.remove_device(device_id)
+        self.devices.pop(device_id, None)
+        if self.liveness.unregistered(device_id):
+            self._events.add(StatusEvent(self.wall(), device_id, "offline", reason="removed by operator"))
+        return removed
+
+    async def flush(self) -> None:
+        for batcher in (self._keepalives, self._statuses, self._events):
+            await batcher.flush_now()
+
+    def snapshot(self, device_id: str) -> Device | None:
+        device = self.devices.get(device_id)
+        return dataclasses.replace(device) if device is not None else None
