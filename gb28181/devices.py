@@ -38,7 +38,8 @@ class DeviceService:
         self.strict_address = strict_address
         self.devices: dict[str, Device] = {}
         self.liveness = Liveness()
-        self.by_peer: dict[str, str] = {}  # "tcp:ip:port" -> device ID, for TCP close
+        # "tcp:ip:port" -> device IDs on that connection (one per camera; many behind a lower platform or SIPp)
+        self.by_peer: dict[str, set[str]] = {}
         self.counters: dict[str, int] = {}
         self._registrations = GroupCommitter(store.save_registrations)
         self._keepalives: PeriodicBatcher[Keepalive] = PeriodicBatcher(
@@ -117,9 +118,12 @@ class DeviceService:
             if not was_registered or device.registered_at is None:
                 device.registered_at = reg.at
             device.status = ONLINE
+            # The registration row already says online; queue it in the status batch too so an older queued
+            # "offline" cannot land after it (last write wins).
+            self._statuses.add((device.id, ONLINE))
             came_online = self.liveness.registered(device.id, mono, reg.expires, self.window(device))
             if reg.transport == "TCP":
-                self.by_peer[peer_key] = device.id
+                self.by_peer.setdefault(peer_key, set()).add(device.id)
             if came_online or not was_registered:
                 why = "new device" if created else ("refresh after offline" if was_registered else "")
                 self._events.add(StatusEvent(reg.at, device.id, "registered", reason=why))
@@ -129,6 +133,7 @@ class DeviceService:
         else:
             was_online = self.liveness.unregistered(device.id)
             device.expires, device.expires_at, device.status = 0, None, OFFLINE
+            self._statuses.add((device.id, OFFLINE))
             self._events.add(StatusEvent(reg.at, device.id, "unregistered", reason="online" if was_online else ""))
 
     def keepalive(self, device_id: str, transport: str, address: str, peer_key: str) -> str | None:
@@ -147,7 +152,7 @@ class DeviceService:
             self._events.add(StatusEvent(wall, device_id, "address-changed", reason=f"{device.address} -> {address}"))
             device.address, device.transport = address, transport
         if transport == "TCP":
-            self.by_peer[peer_key] = device_id
+            self.by_peer.setdefault(peer_key, set()).add(device_id)
         device.last_keepalive = wall
         self._keepalives.add(Keepalive(device_id, wall, transport, address))
         if self.liveness.seen(device_id, self.mono(), self.window(device)):
@@ -155,12 +160,13 @@ class DeviceService:
         return None
 
     def connection_closed(self, peer_key: str) -> None:
-        device_id = self.by_peer.pop(peer_key, None)
-        if device_id is None:
-            return
-        device = self.devices.get(device_id)
-        if device is not None and device.transport == "TCP" and self.liveness.set_offline(device_id):
-            self._set_status(device, OFFLINE, "tcp-closed", peer_key)
+        """A TCP connection closed: every device that spoke over it last goes offline (GB/T 28181 §9.1.1 f)."""
+        for device_id in self.by_peer.pop(peer_key, ()):
+            device = self.devices.get(device_id)
+            if device is None or device.transport != "TCP" or device.address != peer_key.split(":", 1)[1]:
+                continue  # it has moved to another connection or transport since
+            if self.liveness.set_offline(device_id):
+                self._set_status(device, OFFLINE, "tcp-closed", peer_key)
 
     def tick(self) -> list[tuple[str, str]]:
         """Apply the liveness transitions due now; returns them (device_id, reason)."""

@@ -31,7 +31,7 @@ from registry.sqlite import SqliteStore
 from registry.store import RegistryStore, StoreError
 from sip.aio import SipRunner
 from sip.auth import DigestServer
-from sip.endpoint import ConnectionClosed, Endpoint, EndpointConfig, Event, RequestReceived
+from sip.endpoint import ConnectionClosed, Endpoint, EndpointConfig, Event, Peer, RequestReceived
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.timers import TimerConfig
 
@@ -177,7 +177,7 @@ class Platform:
             self.wall(),
             d.expires or 0,
             peer.transport,
-            f"{peer.host}:{peer.port}",
+            _address(peer),
             local,
             d.contact,
             event.request.headers.get("user-agent") or "",
@@ -226,7 +226,7 @@ class Platform:
         peer = event.peer
         if env.cmd_type == "Keepalive":
             self.count("keepalive")
-            refused = self.devices.keepalive(user, peer.transport, f"{peer.host}:{peer.port}", str(peer))
+            refused = self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
             if refused is not None:
                 self.count("keepalive:refused")
                 log.info("keepalive from %s (%s) refused 403: %s", user, peer, refused)
@@ -236,7 +236,7 @@ class Platform:
             return
         # Any other MANSCDP request proves the device alive too; its content is the catalog issue's.
         self.count(f"message:{env.cmd_type}")
-        self.devices.keepalive(user, peer.transport, f"{peer.host}:{peer.port}", str(peer))
+        self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
         self.endpoint.reply(event, 200, now=now)
 
     # ------------------------------------------------------------------ liveness clock
@@ -301,6 +301,8 @@ async def run(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    # Check liveness often enough that a lapse is seen within a quarter of the shortest window.
+    tick = min(tick, cfg.keepalive.interval * cfg.keepalive.max_missed / 4)
     ticker = loop.create_task(platform.liveness_loop(tick))
     if ready is not None:
         ready.set()
@@ -316,3 +318,8 @@ async def run(
 
 def _printable(text: str) -> str:
     return "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "?" for c in text)[:200]
+
+
+def _address(peer: Peer) -> str:
+    """``ip:port`` (``[v6]:port``), the same text ``str(peer)`` carries after its transport."""
+    return str(peer).split(":", 1)[1]

@@ -36,9 +36,10 @@ class RegistryStore(Protocol):
         """Apply many registrations/unregistrations in ONE transaction; durable on return.
 
         Creates the device row when unknown (``created_at`` = the registration's time). ``expires > 0``:
-        registered_at/expires/expires_at/address/transport/contact/... are set and status becomes online.
-        ``expires == 0``: expires cleared (0, expires_at None), status offline, the other fields kept.
-        Later items for the same device win.
+        expires/expires_at/address/transport/contact/... are set and status becomes online; ``registered_at``
+        is when the current registration began (a refresh while still registered keeps it); an empty
+        ``gb_version`` keeps the stored one. ``expires == 0``: expires cleared (0, expires_at None), status
+        offline, the other fields kept. Later items for the same device win, applied in order.
         """
 
     async def save_keepalives(self, keepalives: Sequence[Keepalive]) -> None:

@@ -1,0 +1,124 @@
+"""Versioned schema of the SQLite store.
+
+The schema version lives in ``PRAGMA user_version``. ``MIGRATIONS`` is append-only: step N takes a database at
+version N-1 to N, and a released step is never edited (write a new one). ``migrate`` applies every pending step
+in order inside ONE ``BEGIN IMMEDIATE`` transaction (the version is re-read under the write lock, so two processes
+opening the same file cannot both migrate it), and refuses a database written by newer code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiosqlite
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "devices and the status event log",
+        (
+            """
+            CREATE TABLE devices (
+                id                 TEXT PRIMARY KEY NOT NULL,
+                name               TEXT NOT NULL DEFAULT '',
+                manufacturer       TEXT NOT NULL DEFAULT '',
+                model              TEXT NOT NULL DEFAULT '',
+                firmware           TEXT NOT NULL DEFAULT '',
+                transport          TEXT NOT NULL DEFAULT '',
+                address            TEXT NOT NULL DEFAULT '',
+                local_address      TEXT NOT NULL DEFAULT '',
+                contact            TEXT NOT NULL DEFAULT '',
+                user_agent         TEXT NOT NULL DEFAULT '',
+                gb_version         TEXT NOT NULL DEFAULT '',
+                charset            TEXT NOT NULL DEFAULT 'GB2312',
+                stream_mode        TEXT NOT NULL DEFAULT 'udp',
+                keepalive_interval INTEGER,
+                keepalive_count    INTEGER,
+                enabled            INTEGER NOT NULL DEFAULT 1,
+                password           TEXT,
+                provisioned        INTEGER NOT NULL DEFAULT 0,
+                registered_at      REAL,
+                expires            INTEGER NOT NULL DEFAULT 0,
+                expires_at         REAL,
+                last_keepalive     REAL,
+                status             TEXT NOT NULL DEFAULT 'offline',
+                created_at         REAL NOT NULL DEFAULT 0
+            )
+            """,
+            # Append-only status event log, shaped for online-rate reports: one compact row per transition.
+            # ts: wall-clock milliseconds (INTEGER, varint-encoded); code: registry.models.EVENT_CODES;
+            # kind: index in SUBJECT_KINDS (0 device, 1 channel, 2 platform). No foreign key to devices:
+            # a removed device's history stays.
+            """
+            CREATE TABLE events (
+                id      INTEGER PRIMARY KEY,
+                ts      INTEGER NOT NULL,
+                code    INTEGER NOT NULL,
+                kind    INTEGER NOT NULL,
+                subject TEXT NOT NULL,
+                reason  TEXT NOT NULL DEFAULT ''
+            )
+            """,
+            "CREATE INDEX events_subject_ts ON events (subject, ts)",
+            "CREATE INDEX events_ts ON events (ts)",
+        ),
+    ),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+class SchemaTooNew(Exception):
+    def __init__(self, found: int, supported: int) -> None:
+        super().__init__(
+            f"database schema version {found} is newer than this program supports ({supported}); "
+            "upgrade the program or use a backup made for this version"
+        )
+        self.found = found
+        self.supported = supported
+
+
+def check_steps(migrations: Sequence[Migration]) -> None:
+    for number, step in enumerate(migrations, start=1):
+        if step.version != number:
+            raise ValueError(f"migration #{number} has version {step.version}: versions must be 1, 2, 3, ...")
+
+
+async def user_version(db: aiosqlite.Connection) -> int:
+    rows = await db.execute_fetchall("PRAGMA user_version")
+    return int(next(iter(rows))[0])
+
+
+async def migrate(db: aiosqlite.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the database to the last version of ``migrations``; return that version.
+
+    ``db`` must be in autocommit mode (``isolation_level=None``). On any error the transaction is rolled back
+    and the database stays at the version it had. Raises SchemaTooNew for a database newer than ``migrations``.
+    """
+    check_steps(migrations)
+    target = migrations[-1].version if migrations else 0
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        current = await user_version(db)
+        if current > target:
+            raise SchemaTooNew(current, target)
+        for step in migrations[current:]:
+            for statement in step.statements:
+                await db.execute(statement)
+        if current != target:
+            await db.execute(f"PRAGMA user_version = {int(target)}")
+        await db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            await db.execute("ROLLBACK")
+        raise
+    return target

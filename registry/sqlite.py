@@ -1,0 +1,382 @@
+"""The SQLite RegistryStore (aiosqlite). With registry/migrations.py, the only SQL of the project.
+
+Durability. The connection runs in WAL mode with ``synchronous=FULL`` by default: every COMMIT fsyncs the WAL, so a
+registration acknowledged with 200 survives not only kill -9 of the process but also an OS crash or power loss.
+``NORMAL`` would also survive kill -9 (a committed transaction is in the OS page cache, and WAL replays it on the
+next open), but a power cut can drop the last commits. We pay for FULL because the hot path group-commits (see
+registry/batching.py): one fsync (~0.3 ms on the development VM) covers a whole batch of registrations, so it costs
+latency for a lone REGISTER, not throughput under load. ``synchronous="NORMAL"`` is a constructor option for disks
+whose fsync is slow; losing an acknowledged registration is recoverable (the device's next MESSAGE gets 403 and it
+re-registers, DECISIONS.md), which is why it is an acceptable setting, not a corruption risk.
+
+Concurrency. One connection in autocommit mode (``isolation_level=None``), every write an explicit
+``BEGIN IMMEDIATE ... COMMIT`` (rolled back on error) serialised by an asyncio lock; ``busy_timeout`` covers other
+processes (an admin CLI, a backup). Every batch method is ONE transaction with ``executemany``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiosqlite
+
+from registry.migrations import MIGRATIONS, Migration, SchemaTooNew, migrate
+from registry.models import (
+    EVENT_NAMES,
+    OFFLINE,
+    ONLINE,
+    SUBJECT_KINDS,
+    Device,
+    Keepalive,
+    Registration,
+    StatusEvent,
+    event_code,
+    kind_code,
+    to_millis,
+)
+from registry.store import StoreError
+
+# Columns of the devices table, in Device field order (tests check they cover every Device field).
+DEVICE_COLUMNS: tuple[str, ...] = (
+    "id",
+    "name",
+    "manufacturer",
+    "model",
+    "firmware",
+    "transport",
+    "address",
+    "local_address",
+    "contact",
+    "user_agent",
+    "gb_version",
+    "charset",
+    "stream_mode",
+    "keepalive_interval",
+    "keepalive_count",
+    "enabled",
+    "password",
+    "provisioned",
+    "registered_at",
+    "expires",
+    "expires_at",
+    "last_keepalive",
+    "status",
+    "created_at",
+)
+_BOOL_COLUMNS = frozenset({"enabled", "provisioned"})
+_SELECT_DEVICES = f"SELECT {', '.join(DEVICE_COLUMNS)} FROM devices"
+# An upsert, not INSERT OR REPLACE: REPLACE deletes the row first, which would cascade to rows that reference it.
+_PUT_DEVICE = (
+    f"INSERT INTO devices ({', '.join(DEVICE_COLUMNS)}) VALUES ({', '.join('?' * len(DEVICE_COLUMNS))}) "
+    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in DEVICE_COLUMNS[1:])}"
+)
+# A registration (expires > 0) replaces the binding; an unregistration (expires == 0) only clears the expiry and
+# takes the device offline. Rows of one executemany apply in order, so later items for a device win.
+# registered_at is when the current registration began: a refresh while still registered keeps it. A refresh
+# without X-GB-ver keeps the version the device announced before.
+_REG_FIELDS = ("transport", "address", "local_address", "contact", "user_agent")
+_SAVE_REGISTRATION = (
+    "INSERT INTO devices (id, transport, address, local_address, contact, user_agent, gb_version, registered_at, "
+    "expires, expires_at, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = CASE WHEN excluded.expires > 0 THEN excluded.{c} ELSE devices.{c} END" for c in _REG_FIELDS)
+    + ", gb_version = CASE WHEN excluded.expires > 0 THEN COALESCE(NULLIF(excluded.gb_version, ''), "
+    "devices.gb_version) ELSE devices.gb_version END"
+    ", registered_at = CASE WHEN excluded.expires > 0 AND (devices.registered_at IS NULL "
+    "OR COALESCE(devices.expires_at, 0) <= excluded.registered_at) THEN excluded.registered_at "
+    "ELSE devices.registered_at END"
+    ", expires = excluded.expires, expires_at = excluded.expires_at, status = excluded.status"
+)
+_SAVE_KEEPALIVE = (
+    "UPDATE devices SET last_keepalive = ?, transport = COALESCE(NULLIF(?, ''), transport), "
+    "address = COALESCE(NULLIF(?, ''), address) WHERE id = ?"
+)
+_SET_STATUS = "UPDATE devices SET status = ? WHERE id = ?"
+_APPEND_EVENT = "INSERT INTO events (ts, code, kind, subject, reason) VALUES (?, ?, ?, ?, ?)"
+
+_SYNC_MODES = ("NORMAL", "FULL", "EXTRA")
+_SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+# Primary SQLite result codes (https://sqlite.org/rescode.html) -> what an operator should read.
+_WHAT = {
+    3: "permission denied",
+    5: "database is locked by another connection or process (busy_timeout elapsed)",
+    6: "database table is locked",
+    8: "database is read-only",
+    10: "disk I/O error",
+    11: "database file is corrupt",
+    13: "disk full (or the database size limit was reached)",
+    14: "cannot open the database file",
+    26: "file is not a SQLite database",
+}
+
+
+def store_error(exc: BaseException, op: str, path: str) -> StoreError:
+    """A StoreError naming the operation, the file and the cause of a sqlite3 error."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    what = _WHAT.get(code & 0xFF) if isinstance(code, int) else None
+    detail = f"{what} ({exc})" if what else str(exc)
+    return StoreError(f"{op} on {path}: {detail}")
+
+
+def _device_row(d: Device) -> tuple[Any, ...]:
+    return tuple(int(getattr(d, c)) if c in _BOOL_COLUMNS else getattr(d, c) for c in DEVICE_COLUMNS)
+
+
+def _device(row: Sequence[Any]) -> Device:
+    values = dict(zip(DEVICE_COLUMNS, row, strict=True))
+    for c in _BOOL_COLUMNS:
+        values[c] = bool(values[c])
+    return Device(**values)
+
+
+def _registration_row(r: Registration) -> tuple[Any, ...]:
+    on = r.expires > 0
+    return (
+        r.device_id,
+        r.transport,
+        r.address,
+        r.local_address,
+        r.contact,
+        r.user_agent,
+        r.gb_version,
+        r.at if on else None,
+        r.expires if on else 0,
+        r.at + r.expires if on else None,
+        ONLINE if on else OFFLINE,
+        r.at,
+    )
+
+
+def _event(row: Sequence[Any]) -> StatusEvent:
+    id_, ts, code, kind, subject, reason = row
+    return StatusEvent(
+        at=ts / 1000,
+        subject=subject,
+        event=EVENT_NAMES.get(code, f"unknown-{code}"),
+        kind=SUBJECT_KINDS[kind] if 0 <= kind < len(SUBJECT_KINDS) else f"unknown-{kind}",
+        reason=reason,
+        id=id_,
+    )
+
+
+def _check_status(changes: Sequence[tuple[str, str]]) -> None:
+    for device_id, status in changes:
+        if status not in (ONLINE, OFFLINE):
+            raise ValueError(f"status of {device_id} must be {ONLINE!r} or {OFFLINE!r}, not {status!r}")
+
+
+def _probe(path: str) -> None:
+    sqlite3.connect(path).close()
+
+
+class SqliteStore:
+    """RegistryStore on one SQLite file. ``open()`` before use (or ``async with``); ``close()`` after."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 5.0,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> None:
+        if synchronous.upper() not in _SYNC_MODES:
+            raise ValueError(f"synchronous must be one of {_SYNC_MODES}, not {synchronous!r}")
+        self.path = os.fspath(path)
+        self.synchronous = synchronous.upper()
+        self.busy_timeout = busy_timeout
+        self._migrations = tuple(migrations)
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> SqliteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        try:
+            # Probe first: when aiosqlite's own connect fails, its worker thread may report to an event loop
+            # that is already gone. A file that cannot be opened is caught here, before that thread exists.
+            await asyncio.to_thread(_probe, self.path)
+            db = await aiosqlite.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
+        except sqlite3.Error as e:
+            raise store_error(e, "open", self.path) from e
+        try:
+            # journal_mode is persistent and cannot change inside a transaction; it is also the first read of
+            # the file, so a file that is not a database fails here.
+            rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
+            mode = str(next(iter(rows))[0]).lower()
+            if mode != "wal" and self.path != ":memory:":
+                raise StoreError(f"open on {self.path}: cannot switch to WAL journal mode (got {mode!r})")
+            await db.execute(f"PRAGMA synchronous = {self.synchronous}")
+            await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await migrate(db, self._migrations)
+        except BaseException as e:
+            await db.close()
+            if isinstance(e, sqlite3.Error):
+                raise store_error(e, "open", self.path) from e
+            if isinstance(e, SchemaTooNew):
+                raise StoreError(f"open on {self.path}: {e}") from e
+            raise
+        self._db = db
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is None:
+            return
+        async with self._lock:
+            try:
+                await db.close()
+            except sqlite3.Error as e:
+                raise store_error(e, "close", self.path) from e
+
+    # plumbing
+    def _conn(self, op: str) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError(f"{op} on {self.path}: the store is not open")
+        return self._db
+
+    @asynccontextmanager
+    async def _read(self, op: str) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            db = self._conn(op)
+            try:
+                yield db
+            except sqlite3.Error as e:
+                raise store_error(e, op, self.path) from e
+
+    @asynccontextmanager
+    async def _write(self, op: str) -> AsyncIterator[aiosqlite.Connection]:
+        """One explicit transaction: BEGIN IMMEDIATE (takes the write lock now, honouring busy_timeout, rather
+        than failing at the first write), COMMIT on success, ROLLBACK on any error."""
+        async with self._lock:
+            db = self._conn(op)
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                yield db
+                await db.execute("COMMIT")
+            except BaseException as e:
+                if db.in_transaction:
+                    try:
+                        await db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # SQLite may already have rolled back (disk full, I/O error); report the cause
+                if isinstance(e, sqlite3.Error):
+                    raise store_error(e, op, self.path) from e
+                raise
+
+    # devices
+    async def get_device(self, device_id: str) -> Device | None:
+        async with self._read("get_device") as db:
+            rows = list(await db.execute_fetchall(_SELECT_DEVICES + " WHERE id = ?", (device_id,)))
+        return _device(rows[0]) if rows else None
+
+    async def list_devices(self, *, status: str | None = None) -> list[Device]:
+        async with self._read("list_devices") as db:
+            if status is None:
+                rows = await db.execute_fetchall(_SELECT_DEVICES + " ORDER BY id")
+            else:
+                rows = await db.execute_fetchall(_SELECT_DEVICES + " WHERE status = ? ORDER BY id", (status,))
+        return [_device(r) for r in rows]
+
+    async def put_device(self, device: Device) -> None:
+        row = _device_row(device)
+        async with self._write("put_device") as db:
+            await db.execute(_PUT_DEVICE, row)
+
+    async def remove_device(self, device_id: str) -> bool:
+        async with self._write("remove_device") as db:
+            cursor = await db.execute("DELETE FROM devices WHERE id = ?", (device_id,))
+            return cursor.rowcount > 0
+
+    # hot path: one transaction per batch
+    async def save_registrations(self, registrations: Sequence[Registration]) -> None:
+        rows = [_registration_row(r) for r in registrations]
+        if not rows:
+            return
+        async with self._write("save_registrations") as db:
+            await db.executemany(_SAVE_REGISTRATION, rows)
+
+    async def save_keepalives(self, keepalives: Sequence[Keepalive]) -> None:
+        rows = [(k.at, k.transport, k.address, k.device_id) for k in keepalives]
+        if not rows:
+            return
+        async with self._write("save_keepalives") as db:
+            await db.executemany(_SAVE_KEEPALIVE, rows)
+
+    async def set_status(self, changes: Sequence[tuple[str, str]]) -> None:
+        _check_status(changes)
+        rows = [(status, device_id) for device_id, status in changes]
+        if not rows:
+            return
+        async with self._write("set_status") as db:
+            await db.executemany(_SET_STATUS, rows)
+
+    # the status event log
+    async def append_events(self, events: Sequence[StatusEvent]) -> None:
+        rows = [(to_millis(e.at), event_code(e.event), kind_code(e.kind), e.subject, e.reason) for e in events]
+        if not rows:
+            return
+        async with self._write("append_events") as db:
+            await db.executemany(_APPEND_EVENT, rows)
+
+    async def list_events(
+        self,
+        *,
+        subject: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[StatusEvent]:
+        if limit <= 0:
+            return []
+        where: list[str] = []
+        args: list[Any] = []
+        if subject is not None:
+            where.append("subject = ?")
+            args.append(subject)
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(to_millis(since))
+        if until is not None:
+            where.append("ts < ?")
+            args.append(to_millis(until))
+        sql = "SELECT id, ts, code, kind, subject, reason FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY ts DESC, id DESC LIMIT ?"
+        args.append(limit)
+        async with self._read("list_events") as db:
+            rows = list(await db.execute_fetchall(sql, args))
+        rows.reverse()
+        return [_event(r) for r in rows]
+
+    # operations
+    async def integrity_check(self) -> str:
+        """The result of ``PRAGMA integrity_check``: "ok", or the problems found, one per line."""
+        async with self._read("integrity_check") as db:
+            rows = await db.execute_fetchall("PRAGMA integrity_check")
+        return "\n".join(str(r[0]) for r in rows)
+
+    async def pragmas(self) -> dict[str, Any]:
+        """The connection's settings, for diagnostics: journal_mode, synchronous, busy_timeout (ms),
+        foreign_keys, user_version (the schema version)."""
+        out: dict[str, Any] = {}
+        async with self._read("pragmas") as db:
+            for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "user_version"):
+                rows = await db.execute_fetchall(f"PRAGMA {name}")
+                out[name] = next(iter(rows))[0]
+        out["synchronous"] = _SYNC_NAMES.get(out["synchronous"], out["synchronous"])
+        return out
