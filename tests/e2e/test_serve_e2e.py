@@ -7,9 +7,11 @@ import json
 import re
 import signal
 import socket
+import sqlite3
 
 import pytest
 
+from registry.models import EVENT_CODES
 from tests.e2e.conftest import PYTHON, SCENARIOS, free_port, require_module, require_tool, run_tool, write_users
 from tests.e2e.serve_helpers import Server
 
@@ -216,3 +218,75 @@ async def test_kill_9_under_load_loses_no_acknowledged_registration(tmp_path):
     finally:
         await srv.stop()
     assert srv.integrity() == "ok"
+
+
+async def test_operator_provisions_devices_with_their_own_passwords(tmp_path):
+    srv = Server(tmp_path, sip_extra='password = "12345678"\nallow_unknown = false')
+    await srv.start()
+    try:
+        ids = write_users(tmp_path / "known.csv", 2, password="per-device-pw")
+        write_users(tmp_path / "unknown.csv", 1, password="12345678", start=50)
+        for device_id in ids:
+            added = await srv.cli("device", "add", device_id, "--password", "per-device-pw", "--charset", "GB18030")
+            assert added["provisioned"] is True and added["has_password"] is True and added["status"] == "offline"
+        port = free_port()
+        rc, _, err = await run_tool(
+            *sipp("sipp-register-auth.xml", srv, "u1", tmp_path / "known.csv", 2, 10, local=port)
+        )
+        assert rc == 0, err
+        rc, _, _ = await run_tool(*sipp("sipp-register-auth.xml", srv, "u1", tmp_path / "unknown.csv", 1, 10))
+        assert rc != 0  # provisioned devices only: the unknown one got 403
+        devices = await srv.devices()
+        assert set(devices) == set(ids) and {d["status"] for d in devices.values()} == {"online"}
+        assert devices[ids[0]]["charset"] == "GB18030"
+
+        changed = await srv.cli("device", "set", ids[0], "--disabled")
+        assert changed["enabled"] is False and changed["status"] == "offline"
+        rc, _, _ = await run_tool(*sipp("sipp-register-auth.xml", srv, "u1", tmp_path / "known.csv", 1, 10, local=port))
+        assert rc != 0  # a disabled device cannot register
+        rc, out, err = await run_tool(
+            PYTHON, "-m", "cli", "device", "remove", ids[1], "--admin", srv.admin, "--db", str(srv.db)
+        )
+        assert rc == 0 and "removed" in out, err
+        assert set(await srv.devices()) == {ids[0]}
+        rc, _, err = await run_tool(
+            PYTHON, "-m", "cli", "device", "show", ids[1], "--admin", srv.admin, "--db", str(srv.db)
+        )
+        assert rc != 0 and "404" in err
+        stats = await srv.cli("stats")
+        assert stats["counters"]["register:unknown-user"] >= 1
+    finally:
+        await srv.stop()
+    # a graceful stop is recorded for the online-rate reports
+    with sqlite3.connect(srv.db) as conn:
+        codes = [row[0] for row in conn.execute("SELECT code FROM events WHERE subject = 'platform' ORDER BY ts, id")]
+    assert codes[-2:] == [EVENT_CODES["platform-start"], EVENT_CODES["platform-stop"]]
+
+
+async def test_bad_config_and_busy_port_exit_2_with_a_clear_message(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sip]\nmin_expires = 7200\n")
+    rc, out, err = await run_tool(PYTHON, "-m", "cli", "serve", "--config", str(bad), timeout=30)
+    assert rc == 2 and "min_expires" in err
+    rc, _, err = await run_tool(PYTHON, "-m", "cli", "serve", "--config", str(tmp_path / "nope.toml"), timeout=30)
+    assert rc == 2 and "does not exist" in err
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    port = busy.getsockname()[1]
+    try:
+        rc, out, err = await run_tool(
+            PYTHON,
+            "-m",
+            "cli",
+            "serve",
+            "--listen",
+            f"udp://127.0.0.1:{port}",
+            "--db",
+            str(tmp_path / "x.db"),
+            "--admin-listen",
+            f"127.0.0.1:{free_port(socket.SOCK_STREAM)}",
+            timeout=30,
+        )
+    finally:
+        busy.close()
+    assert rc == 2 and "cannot listen" in (out + err)
