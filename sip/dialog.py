@@ -7,7 +7,7 @@ endpoint keeps them in a ``DialogTable`` keyed by (Call-ID, local tag, remote ta
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sip.address import Address
 from sip.errors import LocalProtocolError
@@ -68,10 +68,12 @@ class Dialog:
     def from_uac(cls, request: Request, answer: Response | Request) -> Dialog:
         if isinstance(answer, Response):
             remote = answer.to
-            record_routes = answer.record_routes
+            route_set = list(reversed(answer.record_routes))  # §12.1.2: reverse order
         else:  # NOTIFY: the notifier is in From (RFC 6665 §4.1.2.4)
             remote = answer.from_
-            record_routes = answer.record_routes
+            # A request's Record-Route lists the proxies nearest us first: taken in order, as a UAS
+            # does (§12.1.1), not reversed like a response's.
+            route_set = list(answer.record_routes)
         contacts = answer.contacts
         target = contacts[0].uri if contacts else request.request_uri
         return cls(
@@ -81,7 +83,7 @@ class Dialog:
             local_uri=_untagged(request.from_),
             remote_uri=_untagged(request.to),
             remote_target=target,
-            route_set=list(reversed(record_routes)),
+            route_set=route_set,
             local_seq=request.cseq.seq,
             remote_seq=None,
             method=request.method,
@@ -108,8 +110,10 @@ class Dialog:
         uri = self.remote_target
         items: list[tuple[str, str]] = []
         if self.route_set and isinstance(self.route_set[0].uri, SipUri) and self.route_set[0].uri.param("lr") is None:
-            # strict router (§12.2.1.1): first route becomes the Request-URI, remote target goes last
-            uri = self.route_set[0].uri
+            # strict router (§12.2.1.1): first route becomes the Request-URI, stripped of what a
+            # Request-URI may not carry (§19.1.1 Table 1: method, headers); remote target goes last
+            first = self.route_set[0].uri
+            uri = replace(first, params=remove_param(first.params, "method"), headers=None)
             routes = [*self.route_set[1:], Address(self.remote_target)]
         else:
             routes = list(self.route_set)

@@ -186,6 +186,7 @@ class _ClientInfo:
     peer: Peer
     cancel_pending: bool = False
     extra: dict[str, object] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)  # To tags of the 2xx (to INVITE) already taken
 
 
 class Endpoint:
@@ -217,6 +218,7 @@ class Endpoint:
             "retransmissions_absorbed": 0,
             "rejected": 0,
             "dropped": 0,
+            "keepalives": 0,
         }
 
     # ------------------------------------------------------------------ adapter side
@@ -226,6 +228,11 @@ class Endpoint:
             framer = self._framers.get(peer)
             if framer is None:
                 framer = self._framers[peer] = StreamFramer(self.config.limits)
+            elif framer.broken:
+                # §18.3: a stream that lost its framing cannot be resynchronised. Bytes still in flight
+                # before the adapter closed it are dropped, not parsed as the start of a new stream.
+                self.stats["dropped"] += 1
+                return
             framer.feed(data)
             for _ in range(10_000):  # bounded: a chunk cannot hold more messages than bytes
                 try:
@@ -234,7 +241,6 @@ class Endpoint:
                     head = getattr(exc, "framed_head", None)
                     if head is None:
                         self._out.append(Transmit(b"", peer, close=True))
-                        self._framers.pop(peer, None)
                         self._events.append(ConnectionBroken(peer, exc.reason))
                         self.stats["dropped"] += 1
                         return
@@ -243,6 +249,10 @@ class Endpoint:
                 if msg is None:
                     return
                 self._dispatch(msg, peer, now, local)
+            return
+        if not data.strip(b"\r\n"):
+            # A CRLF keep-alive datagram (RFC 5626 §4.4.1 style, sent by many devices): nothing to answer.
+            self.stats["keepalives"] += 1
             return
         try:
             msg = parse_message(data, self.config.limits)
@@ -326,7 +336,7 @@ class Endpoint:
             if request.method == "INVITE":
                 self._start_uas_2xx(dialog, data, peer, request.cseq.seq, now)
         elif 200 <= status < 300 and request.method == "BYE":
-            self.dialogs.remove((request.call_id, request.to.tag or "", request.from_.tag or ""))
+            self._end_dialog((request.call_id, request.to.tag or "", request.from_.tag or ""))
 
     def reply(
         self,
@@ -343,7 +353,10 @@ class Endpoint:
         if event.tx is None:
             raise LocalProtocolError("ACK gets no response")
         if to_tag is None and status > 100 and event.request.to.tag is None:
-            to_tag = new_tag()
+            # §12.1.1/§8.2.6.2: every response of the transaction carries the same To tag, so a 200
+            # after a 180 confirms the early dialog the 180 made rather than a second one.
+            server = self._server.get(event.tx)
+            to_tag = (_tag_of(server) if server is not None else None) or new_tag()
         response = make_response(event.request, status, reason, to_tag=to_tag, headers=headers, body=body)
         self.respond(event.tx, response, now)
         return response
@@ -391,6 +404,9 @@ class Endpoint:
             return None
         if client.last_response is not None and client.last_response.status >= 200:
             return None
+        cancel_key = (tx[0], "CANCEL")
+        if cancel_key in self._client:
+            return cancel_key  # already sent
         if client.last_response is None:
             self._client_info[tx].cancel_pending = True
             return None
@@ -408,9 +424,15 @@ class Endpoint:
         self._out.append(Transmit(data, peer))
 
     def drop_dialog(self, dialog: Dialog) -> None:
-        self.dialogs.remove(dialog.id)
-        self._acks.pop(dialog.id, None)
-        self._uas_2xx.pop(dialog.id, None)
+        self._end_dialog(dialog.id)
+
+    def _end_dialog(self, dialog_id: tuple[str, str, str]) -> Dialog | None:
+        """Forget a dialog with its cached ACK and any 2xx still being retransmitted."""
+        self._acks.pop(dialog_id, None)
+        pending = self._uas_2xx.pop(dialog_id, None)
+        if pending is not None:
+            self._unschedule(pending)
+        return self.dialogs.remove(dialog_id)
 
     def send_stateless(self, message: Request | Response, peer: Peer) -> None:
         self._out.append(Transmit(serialize(message), peer))
@@ -440,12 +462,23 @@ class Endpoint:
         if cseq.method != req.method:
             raise RemoteProtocolError(f"CSeq method {cseq.method} does not match {req.method}")
         req.from_, req.to  # noqa: B018  (parse now: a malformed From/To gets its 400 here)
+        if req.method in DIALOG_METHODS or req.to.tag:
+            # What the dialog layer will read (§12.1.1, §12.2.2), parsed before a transaction exists so
+            # a malformed Contact or Record-Route gets a stateless 400 instead of failing half-way.
+            req.contacts, req.record_routes  # noqa: B018
+            if req.method in DIALOG_METHODS:
+                req.request_uri  # noqa: B018
         fixed = via.with_received(peer.host, peer.port)
-        if fixed is not via:
+        if fixed.params != via.params:
             req = _replace_top_via(req, fixed)
             via = fixed
         key = _server_key(req, via)
         server = self._server.get(key)
+        if server is None and req.method == "ACK" and key[0] == "2543" and key[-2]:
+            # RFC 2543 peers: the ACK carries the To tag of our response, which the INVITE lacked.
+            alt = (*key[:-2], "", key[-1])
+            if alt in self._server:
+                key, server = alt, self._server[alt]
         if server is not None:
             self.stats["retransmissions_absorbed"] += req.method != "ACK"
             actions = server.on_request(req, now)
@@ -488,24 +521,34 @@ class Endpoint:
             if not dialog.check_remote_seq(req):
                 self.respond(key, make_response(req, 500, "CSeq Out Of Order"), now)
                 return
-            if req.method in ("INVITE", "UPDATE", "NOTIFY"):
+            if req.method in ("INVITE", "UPDATE", "NOTIFY", "SUBSCRIBE"):  # target refresh (§12.2.2, RFC 6665 §4.1.2.1)
                 dialog.refresh_target(req)
         self._events.append(RequestReceived(req, peer, key, dialog, local))
 
     def _on_cancel(self, req: Request, key: TxKey, via: Via, peer: Peer, now: float) -> None:
-        """§9.2: match the INVITE by the CANCEL's branch; 200 to the CANCEL and 487 to the INVITE."""
+        """§9.2: match the INVITE by the CANCEL's branch. A match gets 200 whatever the INVITE's state; only
+        an INVITE still without a final answer is ended with 487 and reported. No match gets 481."""
         invite_key = (*key[:-1], "INVITE")
         invite = self._server.get(invite_key)
-        if invite is None or invite.final_sent:
-            self.respond(key, make_response(req, 481), now)
+        if invite is None:
+            self.respond(key, make_response(req, 481, to_tag=new_tag()), now)  # §8.2.6.2: a tag of our own
             return
-        self.respond(key, make_response(req, 200, to_tag=_tag_of(invite)), now)
-        self.respond(invite_key, make_response(invite.request, 487, to_tag=_tag_of(invite) or new_tag()), now)
+        tag = _tag_of(invite) or new_tag()  # §9.2: the 200 and the 487 SHOULD carry the same To tag
+        self.respond(key, make_response(req, 200, to_tag=tag), now)
+        if invite.final_sent:
+            return  # "the CANCEL request has no effect on the processing of the original request"
+        self.respond(invite_key, make_response(invite.request, 487, to_tag=tag), now)
         self._events.append(CancelReceived(invite.request, invite_key, peer))
 
     def _on_2xx_ack(self, ack: Request, peer: Peer) -> None:
         dialog = self.dialogs.match_incoming(ack)
-        if dialog is not None:
+        if dialog is None:
+            # An ACK for no dialog is absorbed (rule 5), unless the application claims it as it may
+            # claim any unknown in-dialog request (DECISIONS.md).
+            if self._on_unknown_dialog is None or not self._on_unknown_dialog(ack):
+                self.stats["dropped"] += 1
+                return
+        else:
             pending = self._uas_2xx.get(dialog.id)
             if pending is not None and pending.cseq == ack.cseq.seq:
                 self._unschedule(pending)
@@ -520,6 +563,10 @@ class Endpoint:
     def _on_response(self, resp: Response, peer: Peer, now: float) -> None:
         via = resp.top_via
         key = (via.branch or "", resp.cseq.method)
+        if 200 <= resp.status < 300 and resp.cseq.method in DIALOG_METHODS:
+            # What the dialog will be built from (§12.1.2), parsed before the transaction moves: a 2xx
+            # with a malformed Contact or Record-Route is dropped like any malformed response.
+            resp.from_, resp.to, resp.contacts, resp.record_routes  # noqa: B018
         client = self._client.get(key)
         if client is None:
             # A 2xx retransmission after the ICT is gone: re-ACK from the dialog's cache (§13.2.2.4).
@@ -540,28 +587,43 @@ class Endpoint:
         dialog = None
         status = resp.status
         method = request.method
+        in_dialog = request.to.tag is not None
         if 200 <= status < 300 and method in DIALOG_METHODS:
             dialog_id = (request.call_id, request.from_.tag or "", resp.to.tag or "")
             dialog = self.dialogs.get(dialog_id)
-            if dialog is not None and method == "INVITE" and dialog.id in self._acks:
-                # retransmitted 2xx: re-send the ACK, do not tell the application again
-                cseq, data, peer = self._acks[dialog.id]
-                if cseq == resp.cseq.seq:
-                    self._out.append(Transmit(data, peer))
+            if method == "INVITE" and dialog_id[2] in info.answered:
+                # A retransmission of a 2xx already taken (RFC 6026 §8.4): re-send its ACK (§13.2.2.4)
+                # and tell no one; never bring back a dialog that ended meanwhile (BYE).
+                cached = self._acks.get(dialog_id)
+                if cached is not None and cached[0] == resp.cseq.seq:
+                    self._out.append(Transmit(cached[1], cached[2]))
                     self.stats["retransmissions_absorbed"] += 1
                     return
+                if dialog is None:
+                    self.stats["retransmissions_absorbed"] += 1
+                    return
+                # auto_ack off and not ACKed yet: the application sees it again
+            elif method == "INVITE":
+                info.answered.add(dialog_id[2])
             if dialog is None:
                 dialog = self.dialogs.add(Dialog.from_uac(request, resp))
                 dialog.peer = self._dialog_peer_from(request, info.peer)
-            elif method == "SUBSCRIBE":
+            else:
+                # §12.2.1.2: a 2xx to a target refresh (re-INVITE, re-SUBSCRIBE; or the SUBSCRIBE whose
+                # NOTIFY made the dialog) replaces the remote target.
                 dialog.refresh_target(resp)
             if method == "INVITE" and self.config.auto_ack:
                 self.send_ack(dialog, resp.cseq.seq, now)
-        elif 200 <= status < 300 and method == "BYE":
-            dialog = self.dialogs.remove((request.call_id, request.from_.tag or "", request.to.tag or ""))
-            if dialog is not None:
-                self._acks.pop(dialog.id, None)
-        elif status < 200 and info.cancel_pending:
+        elif method == "BYE" and status >= 200:
+            # §15.1.1: whatever the final answer, the dialog is over.
+            dialog = self._end_dialog((request.call_id, request.from_.tag or "", request.to.tag or ""))
+        elif in_dialog:
+            dialog = self.dialogs.match_response(resp)
+            if dialog is not None and status == 481:
+                self._end_dialog(dialog.id)  # §12.2.1.2: the peer does not know the dialog
+            elif dialog is not None and 200 <= status < 300 and method == "UPDATE":
+                dialog.refresh_target(resp)  # RFC 3311 §5.1: UPDATE is a target refresh
+        if status < 200 and info.cancel_pending:
             info.cancel_pending = False
             self._send_cancel(key, now)
         if status >= 200 and method in DIALOG_METHODS:
@@ -582,7 +644,9 @@ class Endpoint:
             elif k == "cseq":
                 items.append((name, f"{invite.cseq.seq} CANCEL"))
         cancel = Request("CANCEL", invite.uri, Headers(items))
-        return self.send_request(cancel, self._client_info[key].peer, now)
+        cancel_key = self.send_request(cancel, self._client_info[key].peer, now)
+        self._run_client(key, self._client[key].on_cancel_sent(now), now)
+        return cancel_key
 
     # ------------------------------------------------------------------ internals: machinery
     def _run_client(self, key: TxKey, actions: list, now: float = 0.0) -> None:
@@ -595,15 +659,19 @@ class Endpoint:
                 self._out.append(Transmit(action.data, info.peer))
             elif isinstance(action, Deliver):
                 self._deliver_response(key, client, action.message, now)  # type: ignore[arg-type]
-            elif isinstance(action, Timeout):
-                self._events.append(TransactionFailed(client.request, info.peer, key, "timeout"))
-            elif isinstance(action, TransportFailed):
-                self._events.append(TransactionFailed(client.request, info.peer, key, "transport"))
+            elif isinstance(action, Timeout | TransportFailed):
+                last = client.last_response
+                if last is None or last.status < 200:  # after a final (ICT Completed) there is no news
+                    reason = "timeout" if isinstance(action, Timeout) else "transport"
+                    self._events.append(TransactionFailed(client.request, info.peer, key, reason))
+                    request = client.request
+                    if request.method == "BYE":  # §15.1.1: no answer to a BYE still ends the dialog
+                        self._end_dialog((request.call_id, request.from_.tag or "", request.to.tag or ""))
             elif isinstance(action, Terminated):
                 del self._client[key]
                 del self._client_info[key]
                 self._unschedule(client)
-                if client.invite:
+                if client.request.method in DIALOG_METHODS:
                     self.dialogs.drop_pending(client.request.call_id, client.request.from_.tag or "")
                 return
         self._schedule(client)
@@ -640,8 +708,9 @@ class Endpoint:
         self._scheduled.pop(id(obj), None)
 
     def _start_uas_2xx(self, dialog: Dialog, data: bytes, peer: Peer, cseq: int, now: float) -> None:
+        # §13.3.1.4: retransmitted even on a reliable transport, since hops beyond it may be UDP.
         t1 = self.config.timers.t1
-        entry = _Uas2xx(dialog, data, peer, cseq, t1, now + 64 * t1, now + (64 * t1 if peer.reliable else t1))
+        entry = _Uas2xx(dialog, data, peer, cseq, t1, now + 64 * t1, now + t1)
         old = self._uas_2xx.get(dialog.id)
         if old is not None:
             self._unschedule(old)
@@ -748,9 +817,8 @@ def _server_key(req: Request, via: Via) -> TxKey:
     branch = via.branch
     if branch and branch.startswith(MAGIC_COOKIE):
         return (branch, via.sent_by, method)
-    # RFC 2543 (§17.2.3 last paragraph): Request-URI, tags, Call-ID, CSeq, top Via.
-    to_tag = "" if req.method == "ACK" else (req.to.tag or "")
-    return ("2543", req.call_id, req.from_.tag or "", str(req.cseq.seq), via.sent_by, req.uri, to_tag, method)
+    # RFC 2543 (§17.2.3 last paragraph): Request-URI, tags, Call-ID, CSeq number, top Via.
+    return ("2543", req.call_id, req.from_.tag or "", str(req.cseq.seq), via.sent_by, req.uri, req.to.tag or "", method)
 
 
 def _response_peer(via: Via, source: Peer) -> Peer:

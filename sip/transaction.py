@@ -40,6 +40,7 @@ class Input(enum.Enum):
     SEND_1XX = "TU sends 1xx"
     SEND_2XX = "TU sends 2xx"
     SEND_FAIL = "TU sends 300-699"
+    CANCEL_SENT = "TU sent CANCEL"
     # from the transport
     TRANSPORT_ERROR = "transport error"
     # timers
@@ -74,7 +75,10 @@ class Deliver:
 
 @dataclass(frozen=True, slots=True)
 class Timeout:
-    """Timer B, F or H fired: the transaction failed for lack of an answer (§17.1.1.2, §17.1.2.2, §17.2.1)."""
+    """Timer B, F or H fired: the transaction failed for lack of an answer (§17.1.1.2, §17.1.2.2, §17.2.1).
+
+    Also timer B restarted by a CANCEL (§9.1): no final response 64*T1 after the CANCEL was sent.
+    """
 
     timer: str
 
@@ -102,9 +106,12 @@ ICT_TABLE: dict[tuple[State, Input], tuple[State, tuple[str, ...]]] = {
     (S.CALLING, In.RECV_FAIL): (S.COMPLETED, ("stop_a", "stop_b", "deliver", "send_ack", "start_d")),
     (S.CALLING, In.TRANSPORT_ERROR): (S.TERMINATED, ("transport_failed",)),
     (S.PROCEEDING, In.RECV_1XX): (S.PROCEEDING, ("deliver",)),
-    (S.PROCEEDING, In.RECV_2XX): (S.ACCEPTED, ("deliver", "start_m")),
-    (S.PROCEEDING, In.RECV_FAIL): (S.COMPLETED, ("deliver", "send_ack", "start_d")),
+    (S.PROCEEDING, In.RECV_2XX): (S.ACCEPTED, ("stop_b", "deliver", "start_m")),  # stop_b: the §9.1 guard
+    (S.PROCEEDING, In.RECV_FAIL): (S.COMPLETED, ("stop_b", "deliver", "send_ack", "start_d")),
     (S.PROCEEDING, In.TRANSPORT_ERROR): (S.TERMINATED, ("transport_failed",)),
+    # §9.1: once the CANCEL is out, give the INVITE 64*T1 (timer B's value) to see a final response.
+    (S.PROCEEDING, In.CANCEL_SENT): (S.PROCEEDING, ("start_b",)),
+    (S.PROCEEDING, In.TIMER_B): (S.TERMINATED, ("timeout_b",)),
     (S.COMPLETED, In.RECV_FAIL): (S.COMPLETED, ("send_ack",)),
     (S.COMPLETED, In.TIMER_D): (S.TERMINATED, ()),
     (S.COMPLETED, In.TRANSPORT_ERROR): (S.TERMINATED, ("transport_failed",)),
@@ -145,6 +152,7 @@ IST_TABLE: dict[tuple[State, Input], tuple[State, tuple[str, ...]]] = {
     # pass through, and an ACK (none should match, but a broken peer may reuse the branch) goes to the TU.
     (S.ACCEPTED, In.SEND_2XX): (S.ACCEPTED, ("send_response",)),
     (S.ACCEPTED, In.RECV_ACK): (S.ACCEPTED, ("deliver",)),
+    (S.ACCEPTED, In.TRANSPORT_ERROR): (S.ACCEPTED, ("transport_failed",)),  # RFC 6026 Figure 7
     (S.ACCEPTED, In.TIMER_L): (S.TERMINATED, ()),
 }
 
@@ -264,8 +272,12 @@ class ClientTransaction(Transaction):
         self.state = State.CALLING if self.invite else State.TRYING
         self.last_response: Response | None = None
         self.ack_data: bytes | None = None  # set by the endpoint: the ACK for a non-2xx final (§17.1.1.3)
+        self._started = False
 
     def start(self, now: float) -> list[Action]:
+        if self._started:
+            raise LocalProtocolError("client transaction already started")
+        self._started = True
         self._now = now
         cfg = self.cfg
         if self.invite:
@@ -279,8 +291,16 @@ class ClientTransaction(Transaction):
         return [Send(self.data)]
 
     def on_response(self, response: Response, now: float) -> list[Action]:
-        self.last_response = response
-        return self._feed(_classify_status(response.status), now, response)
+        inp = _classify_status(response.status)
+        if (self.state, inp) in self.table:
+            # Only responses the machine takes count: a late 1xx absorbed in Completed must not make a
+            # finished INVITE look cancellable again (§9.1).
+            self.last_response = response
+        return self._feed(inp, now, response)
+
+    def on_cancel_sent(self, now: float) -> list[Action]:
+        """The TU sent a CANCEL for this INVITE (§9.1); absorbed unless still in Proceeding."""
+        return self._feed(Input.CANCEL_SENT, now)
 
     # operations
     def _op_resend_request(self) -> None:
@@ -300,6 +320,9 @@ class ClientTransaction(Transaction):
 
     def _op_stop_b(self) -> None:
         self._stop("B")
+
+    def _op_start_b(self) -> None:
+        self._start("B", self.cfg.b)
 
     def _op_stop_e(self) -> None:
         self._stop("E")
