@@ -69,7 +69,11 @@ def header_key(name: str) -> str:
 
 
 def split_commas(value: str) -> list[str]:
-    """Split a header value on commas outside quoted strings and <...> (RFC 3261 §7.3.1)."""
+    """Split a header value on commas outside quoted strings and <...> (RFC 3261 §7.3.1).
+
+    Empty parts are dropped, but the result is never empty: a value with nothing but commas gives
+    ``[""]``, as an empty value does, so ``split_commas(v)[0]`` is always safe.
+    """
     if "," not in value:
         return [value.strip()]
     out: list[str] = []
@@ -100,7 +104,7 @@ def split_commas(value: str) -> list[str]:
     part = value[start:].strip()
     if part:
         out.append(part)
-    return out
+    return out or [""]
 
 
 class Headers:

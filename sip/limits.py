@@ -13,7 +13,8 @@ class Limits:
     max_line: int = 8192
     # Largest body. Catalog responses from big NVRs over TCP can reach a few hundred kB.
     max_body: int = 1 << 20
-    # Largest amount of unframed data buffered per TCP connection.
+    # Largest amount of data a TCP connection may hold while waiting for the rest of a message (checked after
+    # each read is framed; keep it above max_head + max_body or large messages cannot complete).
     max_tcp_buffer: int = 2 << 20
 
 

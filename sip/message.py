@@ -117,10 +117,7 @@ class _Common:
         first = self.headers.get("via")
         if first is None:
             raise RemoteProtocolError("missing Via")
-        values = split_commas(first)
-        if not values:  # "Via: ," -- no value at all
-            raise RemoteProtocolError("empty Via")
-        return parse_via(values[0])
+        return parse_via(split_commas(first)[0])
 
     @cached_property
     def call_id(self) -> str:
@@ -212,8 +209,8 @@ class Request(_Common):
         if value is None:
             return None
         value = value.strip()
-        if not is_digits(value) or len(value) > 3:
-            raise RemoteProtocolError(f"bad Max-Forwards {value!r}")
+        if not is_digits(value) or len(value) > 10 or int(value) > 255:  # §20.22: 0-255
+            raise RemoteProtocolError(f"bad Max-Forwards {value[:20]!r}")
         return int(value)
 
     def replace(self, **changes: object) -> Request:

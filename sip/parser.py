@@ -1,8 +1,13 @@
 """Bytes -> Request/Response (RFC 3261 §7), and TCP stream framing (§18.3).
 
 Lenient where the field is (bare LF line ends, LWS around the colon, folded lines, padded
-Content-Length), strict where it matters (start line, version, Content-Length vs body, limits). The only
-exception raised is ``RemoteProtocolError`` carrying the status the stack should answer with.
+Content-Length), strict where it matters (start line, version, Content-Length vs body, limits) and where
+two parsers could read one message differently: a NUL or a bare CR in the head, or two Content-Length
+values, are refused. The only exception raised is ``RemoteProtocolError`` carrying the status the stack
+should answer with.
+
+Framing only: the start line, header lines and Content-Length are checked here; structured headers (Via,
+From, To, CSeq...) are parsed lazily by the message accessors, which raise ``RemoteProtocolError`` too.
 """
 
 from __future__ import annotations
@@ -91,11 +96,19 @@ def _content_length(headers: Headers) -> int | None:
     return length
 
 
+def _bad_version(version: str) -> RemoteProtocolError:
+    """505 for a well-formed SIP version we do not speak (SIP/3.0), 400 for a malformed one."""
+    major, dot, minor = version[4:].partition(".")
+    if version[:4].upper() == "SIP/" and dot and is_digits(major) and is_digits(minor):
+        return RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
+    return RemoteProtocolError(f"malformed SIP version {version[:20]!r}")
+
+
 def _build(start: str, headers: Headers, body: bytes) -> Request | Response:
     if start[:4].upper() == "SIP/":
         version, _, rest = start.partition(" ")
         if version.upper() != "SIP/2.0":  # §7.1: SIP-Version is case-insensitive
-            raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
+            raise _bad_version(version)
         code, _, reason = rest.partition(" ")
         if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
             raise RemoteProtocolError(f"bad status code {code[:20]!r}")
@@ -110,12 +123,9 @@ def _build(start: str, headers: Headers, body: bytes) -> Request | Response:
     if not _TOKEN.issuperset(method):
         raise RemoteProtocolError(f"bad method {method[:40]!r}")
     if version != "SIP/2.0":
-        if version.upper() == "SIP/2.0":
-            version = "SIP/2.0"
-        elif version[:4].upper() == "SIP/":
-            raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
-        else:
-            raise RemoteProtocolError(f"malformed request line {start[:80]!r}")
+        if version.upper() != "SIP/2.0":
+            raise _bad_version(version)
+        version = "SIP/2.0"
     for key in _REQUIRED:
         if key not in headers:
             raise RemoteProtocolError(f"request without {key}")
@@ -177,19 +187,21 @@ class StreamFramer:
         self._crlf = b""  # CR/LF run between messages so far (a ping may be split across reads)
 
     def feed(self, data: bytes) -> None:
+        """Append bytes read from the connection; call ``next_message``/``messages`` after each read."""
         if self.broken:
             return
         self._buf += data
-        if len(self._buf) > self._limits.max_tcp_buffer:
-            self.broken = RemoteProtocolError(
-                f"{len(self._buf)} unframed bytes exceed the TCP buffer limit {self._limits.max_tcp_buffer}",
-                413,
-            )
-            self._buf.clear()
 
     @property
     def buffered(self) -> int:
         return len(self._buf)
+
+    def _need_more(self) -> None:
+        """Waiting for more bytes: what is held now may not exceed the TCP buffer limit. Checked here, not
+        in ``feed``, so that how the peer's bytes were cut into reads never changes the outcome."""
+        if len(self._buf) > self._limits.max_tcp_buffer:
+            limit = self._limits.max_tcp_buffer
+            raise self._fail(RemoteProtocolError(f"{len(self._buf)} unframed bytes exceed {limit}", 413))
 
     def _fail(self, exc: RemoteProtocolError) -> RemoteProtocolError:
         self.broken = exc
@@ -210,11 +222,11 @@ class StreamFramer:
                 skip += 1
             if skip:
                 run = self._crlf + bytes(buf[:skip])
-                pings = run.count(b"\r\n\r\n")
-                if pings:
-                    self.keepalives += pings
-                    run = run[run.rfind(b"\r\n\r\n") + 4 :]
-                self._crlf = run[-3:]
+                pos = 0
+                while (ping := run.find(b"\r\n\r\n", pos)) >= 0:
+                    self.keepalives += 1
+                    pos = ping + 4
+                self._crlf = run[pos:][-3:]
                 del buf[:skip]
                 self._scan = 0
             if not buf:
@@ -222,9 +234,10 @@ class StreamFramer:
             self._crlf = b""
             head_end, body_start = _find_head_end(buf, self._scan)
             if head_end < 0:
-                if len(buf) > self._limits.max_head:
+                if len(buf) - 2 > self._limits.max_head:  # up to 2 bytes may begin the empty line
                     raise self._fail(RemoteProtocolError("header section too long on stream", 413))
                 self._scan = max(0, len(buf) - 2)
+                self._need_more()
                 return None
             try:
                 start, items = _parse_head(bytes(buf[:head_end]), self._limits)
@@ -240,6 +253,7 @@ class StreamFramer:
         body_start, start, headers, length = self._pending
         end = body_start + length
         if len(buf) < end:
+            self._need_more()
             return None
         body = bytes(buf[body_start:end])
         del buf[:end]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from sip.errors import RemoteProtocolError
 from sip.params import Params, format_params, get_param, is_digits, parse_params, set_param
 
-_HOST_BAD = frozenset(" \t<>\"@,;?")
+_HOST_BAD = frozenset(' \t<>"@,;?')
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,10 @@ class Via:
     def reliable(self) -> bool:
         return self.transport not in ("UDP", "DTLS")
 
+    def param(self, name: str) -> str | None:
+        """A parameter's value; ``""`` for a flag (``rport`` requested without a value); None if absent."""
+        return get_param(self.params, name)
+
     def with_param(self, name: str, value: str | None) -> Via:
         return replace(self, params=set_param(self.params, name, value))
 
