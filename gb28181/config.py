@@ -83,10 +83,38 @@ class KeepaliveConfig:
     max_missed: int = 3
 
 
+ADMIN_ROLES = ("viewer", "operator", "admin")
+
+
+@dataclass(frozen=True)
+class AdminToken:
+    """One ``[[admin.tokens]]`` table: a named bearer token with a role."""
+
+    name: str
+    token: str
+    role: str  # one of ADMIN_ROLES
+
+    @classmethod
+    def parse(cls, data: Any, index: int) -> AdminToken:
+        what = f"[[admin.tokens]] #{index + 1}"
+        if not isinstance(data, dict):
+            raise ConfigError(f"{what} must be a table with name, token and role")
+        unknown = sorted(set(data) - {"name", "token", "role"})
+        if unknown:
+            raise ConfigError(f"{what}: unknown key {unknown[0]!r} (known: name, role, token)")
+        for key in ("name", "token", "role"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise ConfigError(f"{what}: {key} must be a non-empty string")
+        if data["role"] not in ADMIN_ROLES:
+            raise ConfigError(f"{what}: role must be one of {', '.join(ADMIN_ROLES)}, not {data['role']!r}")
+        return cls(data["name"], data["token"], data["role"])
+
+
 @dataclass(frozen=True)
 class AdminConfig:
     listen: str = "127.0.0.1:18080"
-    token: str = ""
+    token: str = ""  # the admin role
+    tokens: tuple[AdminToken, ...] = ()  # further named tokens with roles (ARCHITECTURE.md)
 
 
 @dataclass(frozen=True)
@@ -134,6 +162,11 @@ def _section(cls: type, data: Any, name: str) -> Any:
                 raise ConfigError("[sip] listen must be a URL or a list of URLs")
             kwargs[key] = tuple(ListenAddress.parse(v) for v in values)
             continue
+        if key == "tokens" and cls is AdminConfig:
+            if not isinstance(value, list):
+                raise ConfigError("[admin] tokens must be an array of tables: [[admin.tokens]] name, token, role")
+            kwargs[key] = tuple(AdminToken.parse(v, i) for i, v in enumerate(value))
+            continue
         if isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"[{name}] {key} must be true or false")
@@ -152,7 +185,7 @@ def _section(cls: type, data: Any, name: str) -> Any:
 
 def validate(cfg: Config) -> Config:
     s = cfg.sip
-    if len(s.id) != 20 or not s.id.isdigit():
+    if len(s.id) != 20 or not (s.id.isascii() and s.id.isdigit()):
         raise ConfigError(f"[sip] id must be 20 digits, got {s.id!r}")
     if not 1 <= s.min_expires <= 3600:
         raise ConfigError("[sip] min_expires must be between 1 and 3600 (DECISIONS.md: Expires)")

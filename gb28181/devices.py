@@ -103,6 +103,8 @@ class DeviceService:
     async def register(self, reg: Registration, peer_key: str) -> None:
         """Commit a (un)registration durably, then update memory and liveness. Raises StoreError."""
         await self._registrations.submit(reg)
+        # A keepalive still queued carries an address older than this durable registration: drop it.
+        self._keepalives.discard(reg.device_id)
         device = self.devices.get(reg.device_id)
         created = device is None
         if device is None:
@@ -189,13 +191,32 @@ class DeviceService:
         log.info("device %s %s: %s %s", device.id, status, event, reason)
 
     # ------------------------------------------------------------------ operator actions
+    OPERATOR_FIELDS = (
+        "name",
+        "password",
+        "charset",
+        "stream_mode",
+        "keepalive_interval",
+        "keepalive_count",
+        "enabled",
+        "provisioned",
+    )
+
     async def put(self, device: Device) -> Device:
+        """Store an operator's add/set. Only operator fields change in the cache: what the device told us
+        meanwhile (address, keepalives, registration) is kept."""
         await self.store.put_device(device)
-        old = self.devices.get(device.id)
-        self.devices[device.id] = device
-        if old is not None and old.enabled and not device.enabled and self.liveness.unregistered(device.id):
-            self._set_status(device, OFFLINE, "offline", "disabled by operator")
-        return device
+        current = self.devices.get(device.id)
+        if current is None:
+            self.devices[device.id] = current = device
+        else:
+            was_enabled = current.enabled
+            for name in self.OPERATOR_FIELDS:
+                setattr(current, name, getattr(device, name))
+            if was_enabled and not current.enabled and self.liveness.unregistered(current.id):
+                current.expires, current.expires_at = 0, None
+                self._set_status(current, OFFLINE, "offline", "disabled by operator")
+        return dataclasses.replace(current)
 
     async def remove(self, device_id: str) -> bool:
         removed = await self.store.remove_device(device_id)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 # 200-299 platform-side (200 the centre signalling server, 215 business group, 216 virtual organisation).
 DEVICE_TYPES = range(111, 200)
 PLATFORM_TYPES = range(200, 300)
+# Catalog tree nodes inside the platform range: they organise channels and are never SIP peers.
+GROUP_TYPES = {215: "business group", 216: "virtual organisation"}
 
 
 class InvalidId(ValueError):
@@ -50,6 +52,10 @@ class GbId:
     def is_platform(self) -> bool:
         return self.type_code in PLATFORM_TYPES
 
+    def is_group(self) -> bool:
+        """A business group (215) or virtual organisation (216): a catalog node, not a device or platform."""
+        return self.type_code in GROUP_TYPES
+
     def __str__(self) -> str:
         return self.value
 
@@ -57,12 +63,15 @@ class GbId:
 def check_registrant_id(text: str) -> str | None:
     """Strict-mode check for an ID that REGISTERs: None if acceptable, else the reason it is not.
 
-    Devices (111-199) and platforms (200-299, lower platforms) may register; tree nodes cannot.
+    Devices (111-199) and platforms (200-299, lower platforms) may register; tree nodes (215 business
+    groups, 216 virtual organisations) cannot, although their codes lie in the platform range.
     """
     try:
         gid = GbId.parse(text)
     except InvalidId as exc:
         return str(exc)
+    if gid.is_group():
+        return f"type code {gid.type_code:03d} ({GROUP_TYPES[gid.type_code]}) cannot register"
     if not (gid.is_device() or gid.is_platform()):
         return f"type code {gid.type_code:03d} cannot register"
     return None

@@ -70,9 +70,12 @@ class Liveness:
         if window is not None:
             st.window = window
         came_back = not st.online
+        deadline = now + st.window
+        if st.online and deadline == st.seen_deadline:
+            return False  # same instant, same window: its timeout entry is already in the heap
         st.online = True
-        st.seen_deadline = now + st.window
-        self._push(st.seen_deadline, device_id, KEEPALIVE_TIMEOUT)
+        st.seen_deadline = deadline
+        self._push(deadline, device_id, KEEPALIVE_TIMEOUT)
         return came_back
 
     def set_offline(self, device_id: str) -> bool:
@@ -127,5 +130,11 @@ class Liveness:
             self._compact()
 
     def _compact(self) -> None:
-        self._heap = [e for e in self._heap if self._valid(e[0], e[2], e[3])]
+        # Keep one valid entry per (device, kind): duplicates (a refresh at the same instant) are valid too,
+        # and keeping them would let the heap grow without bound.
+        kept: dict[tuple[str, str], tuple[float, int, str, str]] = {}
+        for e in self._heap:
+            if self._valid(e[0], e[2], e[3]):
+                kept.setdefault((e[2], e[3]), e)
+        self._heap = list(kept.values())
         heapq.heapify(self._heap)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gb28181.ids import check_registrant_id
+from sip.address import Address
 from sip.auth import MISSING, DigestServer
 from sip.errors import RemoteProtocolError
 from sip.message import Request
@@ -66,6 +67,9 @@ class Registrar:
         device = request.from_.user or ""
         version = request.headers.get("x-gb-ver")
         extra: tuple[tuple[str, str], ...] = (("X-GB-ver", version),) if version else ()
+        if not device:
+            # The From user is the device ID (GB/T 28181-2022 §9.1.2.1): without one there is nobody to register.
+            return Decision(400, "malformed", "From URI has no user part (the device ID)", extra, device)
         if p.strict_ids and (why := check_registrant_id(device)):
             return Decision(403, "bad-id", why, extra, device)
         try:
@@ -112,8 +116,8 @@ class Registrar:
             )
         granted = min(expires, p.max_expires)
         headers = [("Expires", str(granted)), ("Date", gb_date(now, self.tz)), *extra]
-        if contact:
-            headers.insert(0, ("Contact", _contact_with_expires(contact, granted)))
+        if request.contacts:
+            headers.insert(0, ("Contact", _contact_with_expires(request.contacts[0], granted)))
         return Decision(200, "registered", "", tuple(headers), device, granted, contact, version)
 
 
@@ -128,9 +132,7 @@ def _requested_expires(request: Request) -> int | None:
     return request.expires
 
 
-def _contact_with_expires(contact: str, granted: int) -> str:
-    # RFC 3261 §10.3 step 8: the 200 lists the binding with the expiry actually granted.
-    first = contact.split(",")[0].strip()
-    if ";expires=" in first.lower():
-        return first
-    return f"{first};expires={granted}"
+def _contact_with_expires(contact: Address, granted: int) -> str:
+    # RFC 3261 §10.3 step 8: the 200 lists the binding with the expiry actually granted, replacing any
+    # ``expires`` the device asked for (which may have been shortened).
+    return str(contact.with_param("expires", str(granted)))

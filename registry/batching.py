@@ -162,6 +162,10 @@ class PeriodicBatcher(Generic[T]):
         self._pending.pop(key, None)  # re-insert at the end: flush order follows the latest arrival
         self._pending[key] = item
 
+    def discard(self, key: Hashable) -> None:
+        """Drop the pending item for ``key`` (a durable write made it stale)."""
+        self._pending.pop(key, None)
+
     async def flush_now(self) -> int:
         """Flush what is pending now; return how many items were flushed. Raises the flush's exception."""
         async with self._lock:  # flushes never overlap, so an older batch cannot land after a newer one

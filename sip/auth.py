@@ -431,9 +431,7 @@ class DigestClient:
 
     _MAX_NONCES = 16
 
-    def __init__(
-        self, username: str, password: str, *, cnonce_factory: Callable[[], str] | None = None
-    ) -> None:
+    def __init__(self, username: str, password: str, *, cnonce_factory: Callable[[], str] | None = None) -> None:
         self.username = username
         self.password = password
         self._cnonce_factory = cnonce_factory or (lambda: secrets.token_hex(8))

@@ -19,7 +19,7 @@ from sip.dialog import DIALOG_METHODS, Dialog, DialogTable
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Headers, header_key, split_commas
 from sip.limits import DEFAULT_LIMITS, Limits
-from sip.message import REASONS, Request, Response, make_response, new_branch, new_tag
+from sip.message import CARRIED_VIEWS, REASONS, Request, Response, make_response, new_branch, new_tag
 from sip.parser import StreamFramer, parse_message
 from sip.salvage import salvage_head
 from sip.serializer import serialize
@@ -323,8 +323,9 @@ class Endpoint:
             raise LocalProtocolError(f"no server transaction {tx!r} (already answered and gone?)")
         request = server.request
         if self.config.user_agent and "server" not in response.headers and "user-agent" not in response.headers:
-            response = response.replace(headers=response.headers.append("Server", self.config.user_agent))
-        data = serialize(response)
+            data = serialize(response, (("Server", self.config.user_agent),))
+        else:
+            data = serialize(response)
         peer = self._server_peer[tx]
         self._run_server(tx, server.respond(response, data, now))
         status = response.status
@@ -829,12 +830,15 @@ def _response_peer(via: Via, source: Peer) -> Peer:
 
 
 def _replace_top_via(req: Request, via: Via) -> Request:
-    items = req.headers.items()
-    for i, (name, value) in enumerate(items):
-        if header_key(name) == "via":
-            rest = split_commas(value)[1:]
-            items[i] = (name, ", ".join([str(via), *rest]))
-            break
-    new = req.replace(headers=Headers(items))
-    new.__dict__["top_via"] = via  # keep the parsed view
+    """The request with received/rport in its top Via (§18.2.1), keeping the views already parsed."""
+    first = req.headers.get("via") or ""
+    rest = split_commas(first)[1:]
+    headers = req.headers.replace_first_value("via", ", ".join([str(via), *rest]))
+    new = Request(req.method, req.uri, headers, req.body, req.version)
+    cache = new.__dict__
+    old = req.__dict__
+    for name in CARRIED_VIEWS:
+        if name in old:
+            cache[name] = old[name]
+    cache["top_via"] = via
     return new

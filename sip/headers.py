@@ -108,20 +108,24 @@ def split_commas(value: str) -> list[str]:
 
 
 class Headers:
-    """Header fields in wire order. Lookups are by canonical key; names keep their spelling."""
+    """Header fields in wire order. Lookups are by canonical key; names keep their spelling.
 
-    __slots__ = ("_index", "_items")
+    The canonical key of every field is computed once (``keys``) and carried along by the copy-on-write
+    editors, so building responses and serialising never re-derive it.
+    """
 
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+    __slots__ = ("_index", "_items", "_keys")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = (), keys: list[str] | None = None) -> None:
         self._items: list[tuple[str, str]] = list(items)
+        self._keys: list[str] = keys if keys is not None else [header_key(n) for n, _ in self._items]
         self._index: dict[str, list[str]] | None = None
 
     def _idx(self) -> dict[str, list[str]]:
         index = self._index
         if index is None:
             index = {}
-            for name, value in self._items:
-                key = header_key(name)
+            for key, (_, value) in zip(self._keys, self._items, strict=True):
                 found = index.get(key)
                 if found is None:
                     index[key] = [value]
@@ -162,6 +166,11 @@ class Headers:
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
 
+    def keyed(self) -> Iterator[tuple[str, str, str]]:
+        """(canonical key, name as spelt, value) for every field, in order."""
+        for key, (name, value) in zip(self._keys, self._items, strict=True):
+            yield key, name, value
+
     def keys(self) -> set[str]:
         return set(self._idx())
 
@@ -169,36 +178,50 @@ class Headers:
     def replace(self, name: str, value: str) -> Headers:
         """Set the header to one field: the first occurrence is replaced in place, the rest dropped."""
         key = header_key(name)
-        out: list[tuple[str, str]] = []
+        items: list[tuple[str, str]] = []
+        keys: list[str] = []
         done = False
-        for n, v in self._items:
-            if header_key(n) == key:
+        for k, item in zip(self._keys, self._items, strict=True):
+            if k == key:
                 if not done:
-                    out.append((n, value))
+                    items.append((item[0], value))
+                    keys.append(k)
                     done = True
             else:
-                out.append((n, v))
+                items.append(item)
+                keys.append(k)
         if not done:
-            out.append((name, value))
-        return Headers(out)
+            items.append((name, value))
+            keys.append(key)
+        return Headers(items, keys)
+
+    def replace_first_value(self, name: str, value: str) -> Headers:
+        """Replace the value of the first field of that name, keeping every other field (Via rewriting)."""
+        key = header_key(name)
+        items = list(self._items)
+        for i, k in enumerate(self._keys):
+            if k == key:
+                items[i] = (items[i][0], value)
+                return Headers(items, list(self._keys))
+        return Headers([*items, (name, value)], [*self._keys, key])
 
     def remove(self, name: str) -> Headers:
         key = header_key(name)
-        return Headers([(n, v) for n, v in self._items if header_key(n) != key])
+        pairs = [(k, item) for k, item in zip(self._keys, self._items, strict=True) if k != key]
+        return Headers([item for _, item in pairs], [k for k, _ in pairs])
 
     def append(self, name: str, value: str) -> Headers:
-        return Headers([*self._items, (name, value)])
+        return Headers([*self._items, (name, value)], [*self._keys, header_key(name)])
 
     def prepend(self, name: str, value: str) -> Headers:
         """Insert before the first field of the same name (or at the top): how a new Via is added."""
         key = header_key(name)
-        out = list(self._items)
-        for i, (n, _) in enumerate(out):
-            if header_key(n) == key:
-                out.insert(i, (name, value))
-                return Headers(out)
-        out.insert(0, (name, value))
-        return Headers(out)
+        items = list(self._items)
+        keys = list(self._keys)
+        at = keys.index(key) if key in keys else 0
+        items.insert(at, (name, value))
+        keys.insert(at, key)
+        return Headers(items, keys)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):

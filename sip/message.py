@@ -7,9 +7,10 @@ The body is raw bytes and is never re-encoded. Accessors for structured headers 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from dataclasses import replace as _dc_replace
-from functools import cached_property
+from typing import Any
 
 from sip.address import Address, parse_address
 from sip.errors import RemoteProtocolError
@@ -17,6 +18,35 @@ from sip.headers import Headers, header_key, split_commas
 from sip.params import is_digits
 from sip.uri import AbsoluteUri, SipUri, parse_uri
 from sip.via import Via, parse_via
+
+
+class cached_property:
+    """Compute once per instance and store in its ``__dict__`` (later reads never reach the descriptor).
+
+    functools.cached_property takes a lock on every first access in Python 3.11; messages are never shared
+    between threads, so the hot path does without it.
+    """
+
+    __slots__ = ("func", "name")
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        self.func = func
+        self.name = func.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, cls: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = self.func(obj)
+        obj.__dict__[self.name] = value
+        return value
+
+
+# Views a rewritten copy of a message may keep (they do not depend on the Via).
+CARRIED_VIEWS = ("call_id", "cseq", "from_", "to", "contacts", "expires", "content_type", "request_uri")
+
 
 # RFC 3261 §21 reason phrases, with the extensions a GB/T 28181 platform uses.
 REASONS: dict[int, str] = {
@@ -259,15 +289,19 @@ def make_response(
     A To tag is added when ``to_tag`` is given and the request's To has none (§8.2.6.2); a 100 never
     gets one.
     """
-    out: list[tuple[str, str]] = []
-    for name, value in request.headers:
-        key = header_key(name)
+    items: list[tuple[str, str]] = []
+    keys: list[str] = []
+    for key, name, value in request.headers.keyed():
         if key in _COPIED:
             if key == "to" and to_tag and status != 100 and request.to.tag is None:
                 value = f"{value};tag={to_tag}"
-            out.append((name, value))
+            items.append((name, value))
+            keys.append(key)
     if headers:
-        out.extend(headers)
+        for name, value in headers:
+            items.append((name, value))
+            keys.append(header_key(name))
     if status == 100 and (ts := request.headers.get("timestamp")) is not None:
-        out.append(("Timestamp", ts))  # RFC 3261 §8.2.6.1
-    return Response(status, reason if reason is not None else REASONS.get(status, ""), Headers(out), body)
+        items.append(("Timestamp", ts))  # RFC 3261 §8.2.6.1
+        keys.append("timestamp")
+    return Response(status, reason if reason is not None else REASONS.get(status, ""), Headers(items, keys), body)

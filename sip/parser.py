@@ -12,6 +12,8 @@ From, To, CSeq...) are parsed lazily by the message accessors, which raise ``Rem
 
 from __future__ import annotations
 
+import re
+
 from sip.errors import RemoteProtocolError
 from sip.headers import Headers
 from sip.limits import DEFAULT_LIMITS, Limits
@@ -21,6 +23,13 @@ from sip.params import is_digits
 _TOKEN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 # RFC 3261 §8.1.1: mandatory in every request; a response needs the same minus Max-Forwards.
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
+
+# The common head, parsed in C: header lines only, none folded. Anything else takes the line loop below,
+# which gives the precise error.
+_TOKEN_RE = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_PLAIN_BLOCK = re.compile(rf"(?:{_TOKEN_RE}[ \t]*:[^\r\n]*\r?\n)*{_TOKEN_RE}[ \t]*:[^\r\n]*\r?")
+# value: greedy up to its last non-blank character (a lazy match backtracks at every character)
+_PLAIN_LINE = re.compile(rf"^({_TOKEN_RE})[ \t]*:[ \t]*((?:[^\r\n]*[^\r\n \t])?)[ \t]*\r?$", re.M)
 
 
 def _find_head_end(data: bytes | bytearray, start: int = 0) -> tuple[int, int]:
@@ -50,6 +59,14 @@ def _parse_head(head: bytes, limits: Limits) -> tuple[str, list[tuple[str, str]]
         inner = text[:-1] if text[-1] == "\r" else text
         if inner.count("\r") != inner.count("\r\n"):
             raise RemoteProtocolError("bare CR in the header section")
+    nl = text.find("\n")
+    if nl >= 0 and len(text) <= limits.max_line:
+        rest = text[nl + 1 :]
+        if "\n " not in rest and "\n\t" not in rest and _PLAIN_BLOCK.fullmatch(rest):
+            plain = _PLAIN_LINE.findall(rest)
+            if len(plain) > limits.max_headers:
+                raise RemoteProtocolError(f"more than {limits.max_headers} headers", 413)
+            return text[:nl].rstrip("\r"), plain
     lines = text.split("\n")
     start = lines[0].rstrip("\r")
     if len(start) > limits.max_line:

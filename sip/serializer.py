@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from sip.headers import header_key
+from collections.abc import Sequence
+
 from sip.message import Request, Response
 
 
-def serialize(msg: Request | Response) -> bytes:
+def serialize(msg: Request | Response, extra: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The wire form of ``msg``; ``extra`` headers go after its own (the endpoint's Server/User-Agent)."""
     if isinstance(msg, Request):
         lines = [f"{msg.method} {msg.uri} {msg.version}"]
     else:
         lines = [f"{msg.version} {msg.status} {msg.reason}"]
     length = str(len(msg.body))
-    have_length = False
-    for name, value in msg.headers:
-        if header_key(name) == "content-length":
-            if not have_length:
+    length_line = None
+    for key, name, value in msg.headers.keyed():
+        if key == "content-length":
+            if length_line is None:
+                length_line = len(lines)
                 lines.append(f"{name}: {length}")
-                have_length = True
         else:
             lines.append(f"{name}: {value}")
-    if not have_length:
+    for name, value in extra:
+        lines.append(f"{name}: {value}")
+    if length_line is None:
         lines.append(f"Content-Length: {length}")
     lines.append("")
     lines.append("")

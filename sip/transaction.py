@@ -363,6 +363,7 @@ class ServerTransaction(Transaction):
         self.last_response: Response | None = None
         self.last_data: bytes | None = None
         self._pending_data: bytes | None = None
+        self._final = False
 
     def on_request(self, request: Request, now: float) -> list[Action]:
         """A retransmission of the request, or (IST) the ACK for our non-2xx final."""
@@ -375,11 +376,18 @@ class ServerTransaction(Transaction):
         self._pending_data = data
         out = self._feed(inp, now, response)
         self.last_response = response
+        if status >= 200:
+            self._final = True
+            if not self.invite:
+                # A completed NIST only re-sends bytes: let the request and response go. On UDP it lives 64*T1
+                # (timer J), so at load tens of thousands of them exist at once (and the GC scans them all).
+                self.last_response = None
+                self.request = None  # type: ignore[assignment]
         return out
 
     @property
     def final_sent(self) -> bool:
-        return self.last_response is not None and self.last_response.status >= 200
+        return self._final
 
     def _op_send_response(self) -> None:
         self.last_data = self._pending_data

@@ -12,6 +12,9 @@ from sip.errors import RemoteProtocolError
 from sip.params import Params, format_params, get_param, is_digits, parse_params, set_param
 
 _HOST_BAD = frozenset(' \t<>"@,;?')
+_HEX6 = frozenset("0123456789abcdefABCDEF:.")
+_URI_BAD = frozenset(" \t<>")
+_SIP_URI_BAD = frozenset(" \t<>\r\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ def parse_host_port(text: str) -> tuple[str, int | None]:
             raise RemoteProtocolError(f"unterminated IPv6 reference in {text!r}")
         host = text[1:end]
         rest = text[end + 1 :]
-        if not host or any(c not in "0123456789abcdefABCDEF:." for c in host):
+        if not host or not _HEX6.issuperset(host):
             raise RemoteProtocolError(f"bad IPv6 reference in {text!r}")
         if not rest:
             return host, None
@@ -87,7 +90,7 @@ def parse_host_port(text: str) -> tuple[str, int | None]:
             raise RemoteProtocolError(f"junk after IPv6 reference in {text!r}")
         return host, _port(rest[1:], text)
     host, sep, port = text.partition(":")
-    if not host or any(c in _HOST_BAD for c in host):
+    if not host or not _HOST_BAD.isdisjoint(host):
         raise RemoteProtocolError(f"bad host in {text!r}")
     return host, _port(port, text) if sep else None
 
@@ -109,10 +112,10 @@ def parse_uri(text: str) -> SipUri | AbsoluteUri:
         raise RemoteProtocolError(f"not a URI: {text[:80]!r}", 416)
     low = scheme.lower()
     if low not in ("sip", "sips"):
-        if any(c in " \t<>" for c in text):
+        if not _URI_BAD.isdisjoint(text):
             raise RemoteProtocolError(f"bad URI: {text[:80]!r}", 400)
         return AbsoluteUri(low, text)
-    if not rest or any(c in rest for c in " \t<>\r\n"):
+    if not rest or not _SIP_URI_BAD.isdisjoint(rest):
         raise RemoteProtocolError(f"bad SIP URI: {text[:80]!r}")
     user = password = None
     at = rest.find("@")

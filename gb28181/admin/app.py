@@ -138,7 +138,7 @@ class AdminApi:
             apply_settings(device, body)
         except ValueError as exc:
             return _error(400, str(exc))
-        await self.devices.put(device)
+        device = await self.devices.put(device)
         log.info("admin API: device %s added", device_id)
         return web.json_response(device_json(device, self.tz, self.platform.wall()), status=201)
 
@@ -150,7 +150,7 @@ class AdminApi:
         except ValueError as exc:
             return _error(400, str(exc))
         device = dataclasses.replace(device, provisioned=True)
-        await self.devices.put(device)
+        device = await self.devices.put(device)
         log.info("admin API: device %s set %s", device.id, sorted(k for k in body if k != "password"))
         return web.json_response(device_json(device, self.tz, self.platform.wall()))
 

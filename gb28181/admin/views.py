@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import zoneinfo
 from typing import Any
 
@@ -27,9 +28,13 @@ def parse_time(text: str, tz: zoneinfo.ZoneInfo, now: float) -> float:
         mult = {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
         return now - int(text[1:-1]) * mult
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(value):  # "nan", "inf", "1e400" parse as floats but name no time
+            raise ValueError(f"not a time: {text!r} (use ISO 8601, epoch seconds or -1h/-30m/-2d)")
+        return value
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError as exc:
@@ -74,40 +79,44 @@ def event_json(e: StatusEvent, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
 
 
 def apply_settings(device: Device, body: dict[str, Any]) -> Device:
-    """Validate and apply operator settings (``device add``/``device set``). Raises ValueError."""
+    """Validate and apply operator settings (``device add``/``device set``). Raises ValueError, in which case
+    ``device`` is left unchanged (every setting is checked before any is applied)."""
     allowed = {"name", "password", "charset", "stream_mode", "keepalive_interval", "keepalive_count", "enabled"}
     unknown = set(body) - allowed - {"id"}
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
+    changes: dict[str, Any] = {}
     if "name" in body:
         if not isinstance(body["name"], str) or len(body["name"]) > 100:
             raise ValueError("name must be a string of at most 100 characters")
-        device.name = body["name"]
+        changes["name"] = body["name"]
     if "password" in body:
         pw = body["password"]
         if pw is not None and (not isinstance(pw, str) or not 1 <= len(pw) <= 64):
             raise ValueError("password must be 1-64 characters, or null to use the global one")
-        device.password = pw or None
+        changes["password"] = pw or None
     if "charset" in body:
         cs = str(body["charset"]).upper()
         if cs not in CHARSETS:
             raise ValueError(f"charset must be one of {', '.join(CHARSETS)}")
-        device.charset = cs
+        changes["charset"] = cs
     if "stream_mode" in body:
         sm = str(body["stream_mode"]).lower()
         if sm not in STREAM_MODES:
             raise ValueError(f"stream_mode must be one of {', '.join(STREAM_MODES)}")
-        device.stream_mode = sm
+        changes["stream_mode"] = sm
     for key in ("keepalive_interval", "keepalive_count"):
         if key in body:
             v = body[key]
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 86400):
                 raise ValueError(f"{key} must be an integer between 1 and 86400, or null for the default")
-            setattr(device, key, v)
+            changes[key] = v
     if "enabled" in body:
         if not isinstance(body["enabled"], bool):
             raise ValueError("enabled must be true or false")
-        device.enabled = body["enabled"]
+        changes["enabled"] = body["enabled"]
+    for key, value in changes.items():
+        setattr(device, key, value)
     return device
 
 

@@ -17,6 +17,8 @@ MAX_DEPTH = 32
 
 _DECL_ANY = re.compile(r"^\s*<\?xml[^>]*\?>")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_DECLARED = re.compile(rb"^[\s\x00]*<\?xml[^>]*?encoding\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.IGNORECASE)
+_BOM = "\ufeff"
 
 _PARSER = etree.XMLParser(
     resolve_entities=False,
@@ -49,28 +51,60 @@ class Envelope:
 
 
 def decode(body: bytes) -> tuple[str, str]:
-    """Bytes -> (text without its XML declaration, charset used)."""
+    """Bytes -> (text without its XML declaration, BOM and control characters; charset used)."""
     if len(body) > MAX_BODY:
         raise ManscdpError(f"body of {len(body)} bytes exceeds {MAX_BODY}", body[:200])
-    # Strict UTF-8 first whatever the declaration says: real GB2312 text almost never forms valid UTF-8
-    # multi-byte sequences, while UTF-8 bodies declared GB2312 are common (wvp#260, wvp#1341).
-    for charset in ("utf-8", "gb18030"):
+    # Strict UTF-8 first whatever the declaration says: UTF-8 bodies declared GB2312 are common (wvp#260,
+    # wvp#1341), while GB2312 text rarely forms valid UTF-8 -- but short values do (模 = C4 A3 = "ģ"; about one
+    # Chinese character in five), so a body not declared UTF-8 whose UTF-8 reading has no CJK at all but
+    # Latin/Greek/Cyrillic letters is read as GB18030 when that gives Chinese.
+    declared = _DECLARED.match(body.removeprefix(b"\xef\xbb\xbf"))
+    declared_utf8 = declared is not None and declared.group(1).lower().replace(b"-", b"").replace(b"_", b"") == b"utf8"
+    try:
+        text, charset = body.decode("utf-8"), "utf-8"
+        if not declared_utf8 and _misread_gb(text):
+            try:
+                gb = body.decode("gb18030")
+            except UnicodeDecodeError:
+                pass
+            else:
+                if any(_is_cjk(ord(ch)) for ch in gb):
+                    text, charset = gb, "gb18030"
+    except UnicodeDecodeError:
         try:
-            text = body.decode(charset)
-            break
-        except UnicodeDecodeError:
+            text, charset = body.decode("gb18030"), "gb18030"
+        except UnicodeDecodeError:  # GB18030 maps nearly every byte sequence; this is for the rest
+            text, charset = body.decode("gb18030", "replace"), "gb18030"
+    # Control characters (NUL from C stacks) first, so that they cannot hide the declaration; lxml refuses a
+    # str that still carries one.
+    text = _CONTROL.sub("", text).lstrip(_BOM)
+    return _DECL_ANY.sub("", text, count=1), charset
+
+
+def _is_cjk(cp: int) -> bool:
+    return 0x3000 <= cp <= 0x9FFF or 0xF900 <= cp <= 0xFAFF or 0xFF00 <= cp <= 0xFFEF or cp >= 0x20000
+
+
+def _misread_gb(text: str) -> bool:
+    """Whether a UTF-8 reading looks like GB2312 bytes misread: two-byte sequences (U+0080-U+07FF) and no CJK.
+    Chinese in UTF-8 is three-byte CJK; a GB2312 body read as UTF-8 yields Latin/Greek/Cyrillic letters."""
+    two_byte = False
+    for ch in text:
+        cp = ord(ch)
+        if cp < 0x80:
             continue
-    else:  # GB18030 maps nearly every byte sequence; this is for the rest
-        text, charset = body.decode("gb18030", "replace"), "gb18030"
-    text = _DECL_ANY.sub("", text, count=1)
-    return _CONTROL.sub("", text), charset
+        if cp < 0x800:
+            two_byte = True
+        elif _is_cjk(cp):
+            return False
+    return two_byte
 
 
 def parse_envelope(body: bytes) -> Envelope:
     text, charset = decode(body)
     try:
         root = etree.fromstring(text.strip(), _PARSER)
-    except etree.XMLSyntaxError as exc:
+    except (etree.XMLSyntaxError, ValueError) as exc:  # ValueError: e.g. a stray encoding declaration
         raise ManscdpError(f"not well-formed XML: {exc}", body[:2000]) from exc
     if root is None:
         raise ManscdpError("empty document", body[:2000])
@@ -84,7 +118,7 @@ def parse_envelope(body: bytes) -> Envelope:
     if not cmd:
         raise ManscdpError("no CmdType", body[:2000])
     sn_text = fields.get("SN", "")
-    sn = int(sn_text) if sn_text.isdigit() and len(sn_text) < 12 else None
+    sn = int(sn_text) if sn_text.isascii() and sn_text.isdigit() and len(sn_text) < 12 else None
     return Envelope(str(root.tag), cmd, sn, fields.get("DeviceID", ""), charset, fields)
 
 
