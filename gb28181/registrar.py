@@ -43,10 +43,20 @@ class Decision:
     gb_version: str | None = None
 
 
+_date_cache: dict[tuple[int, str], str] = {}
+
+
 def gb_date(now: float, tz: zoneinfo.ZoneInfo) -> str:
     """The Date value for time sync: local time ``YYYY-MM-DDTHH:MM:SS.mmm``, no zone (GB/T 28181 §9.10)."""
-    t = dt.datetime.fromtimestamp(now, tz)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}"
+    second, micros = divmod(round(now * 1_000_000), 1_000_000)  # rounded as datetime.fromtimestamp does
+    millis = micros // 1000
+    key = (second, tz.key)
+    prefix = _date_cache.get(key)
+    if prefix is None:  # the zone conversion once per second, not once per REGISTER
+        if len(_date_cache) > 64:
+            _date_cache.clear()
+        prefix = _date_cache[key] = dt.datetime.fromtimestamp(second, tz).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{prefix}{millis:03d}"
 
 
 class Registrar:

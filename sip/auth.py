@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sip.errors import RemoteProtocolError
+from sip.randomness import random_bytes
 
 __all__ = [
     "BAD_NONCE",
@@ -277,7 +278,7 @@ class DigestServer:
     def _make_nonce(self, now: float) -> str:
         if now < 0:
             raise ValueError("now must be wall-clock seconds since the epoch")
-        data = struct.pack(">Q", int(now * 1_000_000)) + secrets.token_bytes(_RAND_BYTES)
+        data = struct.pack(">Q", int(now * 1_000_000)) + random_bytes(_RAND_BYTES)
         return (data + self._mac(data)).hex()
 
     def _nonce_time(self, nonce: str) -> float | None:

@@ -322,7 +322,8 @@ class Endpoint:
         if server is None:
             raise LocalProtocolError(f"no server transaction {tx!r} (already answered and gone?)")
         request = server.request
-        if self.config.user_agent and "server" not in response.headers and "user-agent" not in response.headers:
+        keys = response.headers._keys
+        if self.config.user_agent and "server" not in keys and "user-agent" not in keys:
             data = serialize(response, (("Server", self.config.user_agent),))
         else:
             data = serialize(response)

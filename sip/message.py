@@ -6,7 +6,6 @@ The body is raw bytes and is never re-encoded. Accessors for structured headers 
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from dataclasses import replace as _dc_replace
@@ -16,6 +15,7 @@ from sip.address import Address, parse_address
 from sip.errors import RemoteProtocolError
 from sip.headers import Headers, header_key, split_commas
 from sip.params import is_digits
+from sip.randomness import random_hex
 from sip.uri import AbsoluteUri, SipUri, parse_uri
 from sip.via import Via, parse_via
 
@@ -118,15 +118,15 @@ def parse_cseq(text: str) -> CSeq:
 
 
 def new_tag() -> str:
-    return secrets.token_hex(6)
+    return random_hex(6)
 
 
 def new_branch() -> str:
-    return "z9hG4bK" + secrets.token_hex(10)
+    return "z9hG4bK" + random_hex(10)
 
 
 def new_call_id(host: str = "") -> str:
-    return secrets.token_hex(12) + (f"@{host}" if host else "")
+    return random_hex(12) + (f"@{host}" if host else "")
 
 
 class _Common:

@@ -62,7 +62,7 @@ def decode(body: bytes) -> tuple[str, str]:
     declared_utf8 = declared is not None and declared.group(1).lower().replace(b"-", b"").replace(b"_", b"") == b"utf8"
     try:
         text, charset = body.decode("utf-8"), "utf-8"
-        if not declared_utf8 and _misread_gb(text):
+        if not declared_utf8 and not text.isascii() and _misread_gb(text):
             try:
                 gb = body.decode("gb18030")
             except UnicodeDecodeError:
@@ -108,7 +108,7 @@ def parse_envelope(body: bytes) -> Envelope:
         raise ManscdpError(f"not well-formed XML: {exc}", body[:2000]) from exc
     if root is None:
         raise ManscdpError("empty document", body[:2000])
-    if _depth(root) > MAX_DEPTH:
+    if text.count("<") > MAX_DEPTH and _depth(root) > MAX_DEPTH:  # fewer tags cannot nest that deep
         raise ManscdpError(f"XML nested deeper than {MAX_DEPTH}", body[:2000])
     fields: dict[str, str] = {}
     for child in root:
