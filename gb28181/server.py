@@ -145,6 +145,13 @@ class Platform:
         except RemoteProtocolError as exc:  # a header the handler needed was malformed
             log.info("bad %s from %s: %s", event.request.method, event.peer, exc.reason)
             self.endpoint.reply(event, exc.status_hint, now=self.mono())
+        except Exception:  # the error boundary: a bug in one handler must not stop the server
+            self.count("internal-error")
+            log.exception("internal error handling %s from %s; answered 500", event.request.method, event.peer)
+            try:
+                self.endpoint.reply(event, 500, now=self.mono())
+            except LocalProtocolError:
+                pass  # already answered before the error
 
     def _route(self, event: RequestReceived) -> None:
         method = event.request.method
@@ -191,6 +198,11 @@ class Platform:
             log.error("REGISTER %s from %s: not stored (%s); answered 500", d.device_id, peer, exc)
             self._reply_late(event, 500, [("Retry-After", "60")])
             return
+        except Exception:  # the error boundary of this task: answer, log, keep serving
+            self.count("internal-error")
+            log.exception("REGISTER %s from %s: internal error; answered 500", d.device_id, peer)
+            self._reply_late(event, 500, [])
+            return
         log.info("REGISTER %s from %s: 200 %s expires=%s", d.device_id, peer, d.outcome, d.expires)
         self._reply_late(event, 200, list(d.headers))
 
@@ -222,7 +234,9 @@ class Platform:
             log.info(
                 "MESSAGE from %s (%s): unreadable MANSCDP (%s); raw %r", user, event.peer, exc.reason, exc.raw[:300]
             )
-            self.endpoint.reply(event, 400, f"Bad MANSCDP Body: {exc.reason[:80]}", now=now)
+            # The parser's message goes in a Warning, sanitised: it must never break the status line.
+            warning = [("Warning", f'399 - "{_printable(exc.reason)}"')]
+            self.endpoint.reply(event, 400, "Bad MANSCDP Body", headers=warning, now=now)
             return
         peer = event.peer
         if env.cmd_type == "Keepalive":
