@@ -47,6 +47,11 @@ __all__ = [
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _WS = " \t\r\n"
+_SKIP_WS = re.compile(r"[ \t\r\n]*")
+_SKIP_LIST = re.compile(r"[ \t\r\n,]*")
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.S)  # quoted-string with quoted-pairs (RFC 3261 §25.1)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+_BARE_VALUE = re.compile(r'[^ \t\r\n,"]+')
 
 
 def _split_scheme(value: str) -> tuple[str, str]:
@@ -70,53 +75,33 @@ def parse_credentials(value: str) -> tuple[str, dict[str, str]]:
     params: dict[str, str] = {}
     i, n = 0, len(text)
     while True:
-        # Skip whitespace and empty list elements.
-        while i < n and (text[i] in _WS or text[i] == ","):
-            i += 1
+        i = _SKIP_LIST.match(text, i).end()  # type: ignore[union-attr]  (whitespace and empty list elements)
         if i >= n:
             break
         m = _TOKEN.match(text, i)
         if m is None:
             raise RemoteProtocolError("authorization: bad parameter name", 400)
         name = m.group().lower()
-        i = m.end()
-        while i < n and text[i] in _WS:
-            i += 1
+        i = _SKIP_WS.match(text, m.end()).end()  # type: ignore[union-attr]
         if i >= n or text[i] != "=":
             raise RemoteProtocolError(f"authorization: parameter {name!r} has no value", 400)
-        i += 1
-        while i < n and text[i] in _WS:
-            i += 1
+        i = _SKIP_WS.match(text, i + 1).end()  # type: ignore[union-attr]
         if i < n and text[i] == '"':
-            i += 1
-            out: list[str] = []
-            while True:
-                if i >= n:
-                    raise RemoteProtocolError("authorization: unterminated quoted string", 400)
-                ch = text[i]
-                if ch == "\\":
-                    if i + 1 >= n:
-                        raise RemoteProtocolError("authorization: unterminated quoted string", 400)
-                    out.append(text[i + 1])
-                    i += 2
-                elif ch == '"':
-                    i += 1
-                    break
-                else:
-                    out.append(ch)
-                    i += 1
-            val = "".join(out)
+            q = _QUOTED.match(text, i)
+            if q is None:
+                raise RemoteProtocolError("authorization: unterminated quoted string", 400)
+            val = q.group(1)
+            if "\\" in val:
+                val = _QUOTED_PAIR.sub(r"\1", val)
+            i = q.end()
         else:
             # Tolerant token: anything up to a separator (devices send e.g. uri=sip:1.2.3.4:5060 unquoted).
-            j = i
-            while j < n and text[j] not in _WS and text[j] not in ',"':
-                j += 1
-            if j == i:
+            t = _BARE_VALUE.match(text, i)
+            if t is None:
                 raise RemoteProtocolError(f"authorization: parameter {name!r} has no value", 400)
-            val = text[i:j]
-            i = j
-        while i < n and text[i] in _WS:
-            i += 1
+            val = t.group()
+            i = t.end()
+        i = _SKIP_WS.match(text, i).end()  # type: ignore[union-attr]
         if i < n and text[i] != ",":
             raise RemoteProtocolError("authorization: expected ',' between parameters", 400)
         if name in params:
