@@ -129,8 +129,9 @@ def _build(start: str, headers: Headers, body: bytes) -> Request | Response:
         code, _, reason = rest.partition(" ")
         if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
             raise RemoteProtocolError(f"bad status code {code[:20]!r}")
+        index = headers._idx()
         for key in _REQUIRED:
-            if key not in headers:
+            if key not in index:
                 raise RemoteProtocolError(f"response without {key}")
         return Response(int(code), reason.strip(" \t"), headers, body)
     parts = start.split(" ")
@@ -143,8 +144,9 @@ def _build(start: str, headers: Headers, body: bytes) -> Request | Response:
         if version.upper() != "SIP/2.0":
             raise _bad_version(version)
         version = "SIP/2.0"
+    index = headers._idx()
     for key in _REQUIRED:
-        if key not in headers:
+        if key not in index:
             raise RemoteProtocolError(f"request without {key}")
     return Request(method, uri, headers, body, version)
 

@@ -15,7 +15,8 @@ def serialize(msg: Request | Response, extra: Sequence[tuple[str, str]] = ()) ->
         lines = [f"{msg.version} {msg.status} {msg.reason}"]
     length = str(len(msg.body))
     length_line = None
-    for key, name, value in msg.headers.keyed():
+    headers = msg.headers
+    for key, (name, value) in zip(headers._keys, headers._items, strict=True):
         if key == "content-length":
             if length_line is None:
                 length_line = len(lines)
