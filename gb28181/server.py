@@ -7,7 +7,6 @@ Every registration outcome is logged on one line with its reason and counted (``
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ from gb28181.registrar import Decision, RegisterPolicy, Registrar
 from registry.models import Registration
 from registry.sqlite import SqliteStore
 from registry.store import RegistryStore, StoreError
-from sip.aio import SipRunner
+from sip.aio import SipRunner, tune_gc
 from sip.auth import DigestServer
 from sip.endpoint import ConnectionClosed, Endpoint, EndpointConfig, Event, Peer, RequestReceived
 from sip.errors import LocalProtocolError, RemoteProtocolError
@@ -282,11 +281,7 @@ async def run(
     await platform.devices.start()
     runner = SipRunner(platform.endpoint, platform.handle)
     platform.runner = runner
-    # The hot path allocates many short-lived acyclic objects (messages, transactions): collect cycles less
-    # often, and move what start-up loaded (the registry cache) out of the collector's way. Measured: the
-    # default thresholds cost ~30% of the REGISTER rate (bench/RESULTS.md).
-    gc.set_threshold(50_000, 50, 100)
-    gc.freeze()
+    tune_gc()  # after the registry cache is loaded: see sip.aio.tune_gc
     admin_runner: web.AppRunner | None = None
     try:
         for addr in cfg.sip.listen:

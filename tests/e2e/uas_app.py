@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from sip.aio import SipRunner
+from sip.aio import SipRunner, tune_gc
 from sip.auth import DigestServer
 from sip.endpoint import Endpoint, EndpointConfig, Event, RequestReceived
 from sip.timers import TimerConfig
@@ -115,6 +115,7 @@ async def _main(args: argparse.Namespace) -> None:
     app, runner, u, t = await start(
         _addr(args.udp) if args.udp else None, _addr(args.tcp) if args.tcp else None, qop=not args.no_qop
     )
+    tune_gc()  # the same policy as the platform (gb28181/server.py)
     print("READY", f"{u[0]}:{u[1]}" if u else "-", f"{t[0]}:{t[1]}" if t else "-", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
