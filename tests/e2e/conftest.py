@@ -75,3 +75,16 @@ async def run_tool(*args: str, timeout: float = 120.0, cwd: Path | None = None) 
 
 
 PYTHON = sys.executable
+
+
+def sipp_command(
+    port: int, transport: str, count: int, rate: int, *extra: str, local: int | None = None, timeout: int = 90
+) -> list[str]:
+    """A bounded SIPp run against 127.0.0.1:``port`` (``-m count``, ``-timeout``). Pass the same ``local`` port to
+    scenarios of one device population, as real devices keep theirs (a new port looks like a NAT move)."""
+    local = local or free_port(socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM)
+    return [
+        require_tool("sipp"), f"127.0.0.1:{port}", "-i", "127.0.0.1", "-p", str(local), "-t", transport,
+        "-m", str(count), "-r", str(rate), "-timeout", f"{timeout}s", "-nostdin", "-max_socket", "100",
+        "-buff_size", "4194304", *extra,
+    ]  # fmt: skip

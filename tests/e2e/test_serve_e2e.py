@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from registry.models import EVENT_CODES
-from tests.e2e.conftest import PYTHON, SCENARIOS, free_port, require_module, require_tool, run_tool, write_users
+from tests.e2e.conftest import PYTHON, SCENARIOS, free_port, require_module, run_tool, sipp_command, write_users
 from tests.e2e.serve_helpers import Server
 
 pytestmark = pytest.mark.e2e
@@ -29,35 +29,9 @@ async def server(tmp_path):
 def sipp(
     scenario: str, srv: Server, transport: str, users, count: int, rate: int, *extra: str, local: int | None = None
 ) -> list[str]:
-    """A bounded SIPp device run. Pass the same ``local`` port to scenarios of one device population, as real
-    devices keep theirs (a new port looks like a NAT move)."""
-    local = local or free_port(socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM)
-    return [
-        require_tool("sipp"),
-        f"127.0.0.1:{srv.sip_port}",
-        "-sf",
-        str(SCENARIOS / scenario),
-        "-inf",
-        str(users),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(local),
-        "-t",
-        transport,
-        "-m",
-        str(count),
-        "-r",
-        str(rate),
-        "-timeout",
-        "90s",
-        "-nostdin",
-        "-max_socket",
-        "100",
-        "-buff_size",
-        "4194304",
-        *extra,
-    ]
+    """A bounded SIPp device population run against ``srv`` (see conftest.sipp_command for ``local``)."""
+    scenario_args = ("-sf", str(SCENARIOS / scenario), "-inf", str(users))
+    return sipp_command(srv.sip_port, transport, count, rate, *scenario_args, *extra, local=local)
 
 
 async def test_sipp_devices_register_over_udp_and_tcp_and_are_listed(server, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import uas_app
-from tests.e2e.conftest import PYTHON, SCENARIOS, free_port, require_module, require_tool, run_tool, write_users
+from tests.e2e.conftest import PYTHON, SCENARIOS, free_port, require_module, run_tool, sipp_command, write_users
 
 pytestmark = pytest.mark.e2e
 
@@ -29,32 +29,9 @@ async def uas():
 
 
 def sipp_args(scenario: str | None, port: int, transport: str, count: int, rate: int, tmp: Path) -> list[str]:
-    local = free_port(socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM)
-    args = [
-        require_tool("sipp"),
-        f"127.0.0.1:{port}",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(local),
-        "-t",
-        transport,
-        "-m",
-        str(count),
-        "-r",
-        str(rate),
-        "-timeout",
-        "60s",
-        "-nostdin",
-        "-trace_err",
-        "-error_file",
-        str(tmp / "sipp_errors.log"),
-        "-max_socket",
-        "100",
-    ]
-    if scenario is None:
-        return args
-    return [*args, "-sf", str(SCENARIOS / scenario)]
+    errors = ("-trace_err", "-error_file", str(tmp / "sipp_errors.log"))
+    scenario_args = () if scenario is None else ("-sf", str(SCENARIOS / scenario))
+    return sipp_command(port, transport, count, rate, *errors, *scenario_args, timeout=60)
 
 
 @pytest.mark.parametrize("transport", ["u1", "t1"])
