@@ -288,7 +288,8 @@ async def run(
             bound = await (runner.listen_udp if addr.transport == "udp" else runner.listen_tcp)(addr.host, addr.port)
             log.info("SIP listening on %s://%s:%d", addr.transport, bound[0], bound[1])
         host, _, port = cfg.admin.listen.rpartition(":")
-        admin_runner = web.AppRunner(AdminApi(platform, sec.token, platform.tz).app(), access_log=None)
+        named = {t.token: (t.name, t.role) for t in cfg.admin.tokens}
+        admin_runner = web.AppRunner(AdminApi(platform, sec.token, platform.tz, named).app(), access_log=None)
         await admin_runner.setup()
         await web.TCPSite(admin_runner, host.strip("[]"), int(port)).start()
         log.info("admin API on http://%s", cfg.admin.listen)

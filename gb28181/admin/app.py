@@ -31,10 +31,26 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+# What each role may do (ARCHITECTURE.md: [[admin.tokens]] roles). Reads are for everyone; an operator may
+# change how known devices are handled; only an admin decides which devices exist.
+ROLE_METHODS = {
+    "viewer": frozenset({"GET", "HEAD"}),
+    "operator": frozenset({"GET", "HEAD", "PATCH"}),
+    "admin": frozenset({"GET", "HEAD", "PATCH", "POST", "DELETE"}),
+}
+
+
 class AdminApi:
-    def __init__(self, platform: Any, token: str, tz: zoneinfo.ZoneInfo) -> None:
+    def __init__(
+        self,
+        platform: Any,
+        token: str,
+        tz: zoneinfo.ZoneInfo,
+        tokens: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
+        """``token`` is the admin token; ``tokens`` maps further tokens to (name, role)."""
         self.platform = platform  # gb28181.server.Platform (duck-typed to keep this module small)
-        self.token = token
+        self.tokens: dict[str, tuple[str, str]] = {**(tokens or {}), token: ("admin", "admin")}
         self.tz = tz
 
     def app(self) -> web.Application:
@@ -54,7 +70,8 @@ class AdminApi:
         if request.path.startswith("/api/"):
             header = request.headers.get("Authorization", "")
             scheme, _, given = header.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            who = self._identify(given.strip()) if scheme.lower() == "bearer" else None
+            if who is None:
                 log.info(
                     "admin API: refused %s %s from %s (bad or missing token)",
                     request.method,
@@ -62,7 +79,21 @@ class AdminApi:
                     request.remote,
                 )
                 return _error(401, "missing or wrong bearer token")
+            name, role = who
+            if request.method not in ROLE_METHODS.get(role, frozenset()):
+                log.info("admin API: refused %s %s for %s (role %s)", request.method, request.path, name, role)
+                return _error(403, f"the {role} role may not {request.method} {request.path}")
+            if request.method not in ("GET", "HEAD"):
+                log.info("admin API: %s %s by %s (%s)", request.method, request.path, name, role)
         return await handler(request)
+
+    def _identify(self, given: str) -> tuple[str, str] | None:
+        """The (name, role) of a bearer token; every candidate is compared in constant time."""
+        found = None
+        for token, who in self.tokens.items():
+            if hmac.compare_digest(given.encode(), token.encode()):
+                found = who
+        return found
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
