@@ -73,7 +73,9 @@ class Via:
             params = set_param(params, "received", host)
         if rport:
             params = set_param(params, "rport", str(port))
-        return replace(self, params=params)
+        if params is self.params:
+            return self
+        return Via(self.transport, self.host, self.port, params, self.protocol)
 
     def __str__(self) -> str:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"

@@ -40,7 +40,7 @@ async def test_sipp_devices_register_over_udp_and_tcp_and_are_listed(server, tmp
     tcp_ids = write_users(tmp_path / "tcp.csv", 100, start=501)
     rc, _, err = await run_tool(*sipp("sipp-register-auth.xml", server, "u1", tmp_path / "udp.csv", 500, 250))
     assert rc == 0, err[-2000:] + server.log()
-    # TCP devices hold their connection open (the scenario pauses 8 s after each 200) while we look.
+    # TCP devices hold their connection open (the scenario pauses 12 s after each 200) while we look.
     tcp = asyncio.create_task(
         run_tool(*sipp("sipp-register-auth-hold.xml", server, "t1", tmp_path / "tcp.csv", 100, 100))
     )
