@@ -66,7 +66,12 @@ class Admin:
         self.token = token
 
     def call(
-        self, method: str, path: str, body: dict[str, Any] | None = None, query: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, Any] | None = None,
+        timeout: float = 15,
     ) -> Any:
         url = self.url + path
         if query:
@@ -79,7 +84,7 @@ class Admin:
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(req, timeout=15) as resp:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             try:
@@ -209,6 +214,42 @@ def settings_options(f: Any) -> Any:
     ):
         f = opt(f)
     return f
+
+
+def _query_command(verb: str, what: str) -> None:
+    @device.command(verb, help=f"Ask the device for its {what} and print its answer.")
+    @click.argument("device_id")
+    @json_option
+    @admin_option
+    @db_option
+    def command(device_id: str, as_json: bool, admin_url: str, db: str) -> None:
+        row = _client(admin_url, db).call("GET", f"/api/devices/{urllib.parse.quote(device_id)}/{verb}", timeout=660)
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            return
+        _print_tree(row)
+
+
+def _print_tree(value: Any, indent: int = 0) -> None:
+    pad = " " * indent
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)):
+                click.echo(f"{pad}{key}:")
+                _print_tree(item, indent + 2)
+            else:
+                click.echo(f"{pad}{key}: {item}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value, 1):
+            click.echo(f"{pad}- #{n}")
+            _print_tree(item, indent + 2)
+    else:
+        click.echo(f"{pad}{value}")
+
+
+_query_command("info", "identity (DeviceInfo: manufacturer, model, firmware, channels)")
+_query_command("status", "status (DeviceStatus: online, recording, alarm inputs)")
+_query_command("config", "basic configuration (ConfigDownload BasicParam, incl. its keepalive settings)")
 
 
 @device.command("add")

@@ -70,6 +70,7 @@ class SipConfig:
     strict_address: bool = False
     advertise: str = ""
     t1: float = 0.5
+    query_timeout: float = 10.0  # seconds a device has to answer a query (MANSCDP Response)
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("[sip] nonce_ttl must be at least 10 seconds")
     if not 0.01 <= s.t1 <= 10:
         raise ConfigError("[sip] t1 must be between 0.01 and 10 seconds")
+    if not 0.1 <= s.query_timeout <= 600:
+        raise ConfigError("[sip] query_timeout must be between 0.1 and 600 seconds")
     if not s.listen:
         raise ConfigError("[sip] listen must name at least one address")
     if cfg.keepalive.interval < 1 or cfg.keepalive.max_missed < 1:

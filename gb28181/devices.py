@@ -225,6 +225,16 @@ class DeviceService:
             self._events.add(StatusEvent(self.wall(), device_id, "offline", reason="removed by operator"))
         return removed
 
+    async def learn(self, device_id: str, changes: dict[str, object]) -> None:
+        """Store what a device told about itself (DeviceInfo, BasicParam). A new keepalive window applies from
+        the next keepalive on."""
+        device = self.devices.get(device_id)
+        if device is None:
+            return
+        for name, value in changes.items():
+            setattr(device, name, value)
+        await self.store.put_device(dataclasses.replace(device))
+
     async def flush(self) -> None:
         for batcher in (self._keepalives, self._statuses, self._events):
             await batcher.flush_now()

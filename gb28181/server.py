@@ -17,6 +17,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -25,14 +26,18 @@ from gb28181.config import Config
 from gb28181.devices import DeviceService
 from gb28181.keepalive import LivenessPolicy
 from gb28181.manscdp import ManscdpError, parse_envelope
+from gb28181.queries import QUERIES, build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
+from gb28181.sn import Correlator, QueryError, check_result
 from registry.models import Registration
 from registry.sqlite import SqliteStore
 from registry.store import RegistryStore, StoreError
-from sip.aio import SipRunner, tune_gc
+from sip.aio import SipRunner, TransactionError, tune_gc
 from sip.auth import DigestServer
 from sip.endpoint import ConnectionClosed, Endpoint, EndpointConfig, Event, Peer, RequestReceived
 from sip.errors import LocalProtocolError, RemoteProtocolError
+from sip.headers import Headers
+from sip.message import Request, new_call_id, new_tag
 from sip.timers import TimerConfig
 
 log = logging.getLogger("gb28181")
@@ -122,6 +127,7 @@ class Platform:
             policy, auth, lambda device_id: self.devices.password_for(device_id, self.secrets.password, s.allow_unknown)
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self.correlator = Correlator()
 
     def count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
@@ -248,10 +254,96 @@ class Platform:
                 return
             self.endpoint.reply(event, 200, now=now)
             return
-        # Any other MANSCDP request proves the device alive too; its content is the catalog issue's.
+        # Any other MANSCDP message proves the device alive too.
         self.count(f"message:{env.cmd_type}")
         self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
         self.endpoint.reply(event, 200, now=now)
+        if env.kind == "Response":
+            pending = self.correlator.match(user, env.sn, env.cmd_type)
+            if pending is None:
+                self.count("response:stray")
+                log.info("Response %s SN %s from %s matches no query of ours", env.cmd_type, env.sn, user)
+            elif not pending.handle.done():
+                try:
+                    check_result(env.fields)
+                    pending.handle.set_result(req.body)
+                except QueryError as exc:
+                    pending.handle.set_exception(exc)
+
+    # ------------------------------------------------------------------ queries to devices
+    async def query(self, device_id: str, verb: str) -> dict[str, Any]:
+        """Ask a device (``info``, ``status``, ``config``) and return its Response as JSON (A.2.4, A.2.6).
+
+        The MESSAGE goes where the device is (its own TCP connection when it registered over TCP); a non-2xx
+        answer, a transport failure, ``Result ERROR`` and silence past ``[sip] query_timeout`` are QueryErrors.
+        """
+        cmd_type, extra = QUERIES[verb]
+        device = self.devices.devices.get(device_id)
+        if device is None or not self.devices.is_registered(device_id):
+            raise QueryError(f"device {device_id} is not registered", kind="refused")
+        if self.runner is None:
+            raise QueryError("the SIP transport is not running", kind="transport")
+        peer = _peer_of(device.transport, device.address)
+        sn = self.correlator.new_sn(device_id)
+        body = build_query(cmd_type, sn, device_id, extra, device.charset)
+        request = Request(
+            "MESSAGE",
+            f"sip:{device_id}@{device.address}",
+            Headers([
+                ("From", f"<sip:{self.cfg.sip.id}@{self.cfg.domain}>;tag={new_tag()}"),
+                ("To", f"<sip:{device_id}@{self.cfg.domain}>"),
+                ("Call-ID", new_call_id()),
+                ("CSeq", "1 MESSAGE"),
+                ("Content-Type", "Application/MANSCDP+xml"),
+            ]),
+            body,
+        )  # fmt: skip
+        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.correlator.add(device_id, sn, cmd_type, answer)
+        self.count(f"query:{cmd_type}")
+        try:
+            async with asyncio.timeout(self.cfg.sip.query_timeout):
+                try:
+                    response = await self.runner.request(request, peer)
+                except TransactionError as exc:
+                    raise QueryError(f"{cmd_type} to {device_id} at {peer}: {exc.reason}", kind="transport") from exc
+                if response.status >= 300:
+                    warning = response.headers.get("warning")
+                    detail = f" ({warning})" if warning else ""
+                    raise QueryError(
+                        f"device refused {cmd_type}: {response.status} {response.reason}{detail}", kind="refused"
+                    )
+                data = await answer
+        except TimeoutError as exc:
+            self.count("query:timeout")
+            raise QueryError(
+                f"device {device_id} did not answer {cmd_type} within {self.cfg.sip.query_timeout:g} s", kind="timeout"
+            ) from exc
+        finally:
+            self.correlator.cancel(device_id, sn)
+        result = render(data)
+        await self._learn(device_id, cmd_type, result)
+        return result
+
+    async def _learn(self, device_id: str, cmd_type: str, result: dict[str, Any]) -> None:
+        """Keep what an answer tells about the device: DeviceInfo identity (A.2.6.5) and the device's own
+        keepalive settings from BasicParam (A.2.1.19; DECISIONS.md: Keepalive window)."""
+        changes: dict[str, Any] = {}
+        if cmd_type == "DeviceInfo":
+            for field_name, element in (("manufacturer", "Manufacturer"), ("model", "Model"), ("firmware", "Firmware")):
+                value = result.get(element)
+                if isinstance(value, str) and value:
+                    changes[field_name] = value[:100]
+        elif cmd_type == "ConfigDownload" and isinstance(basic := result.get("BasicParam"), dict):
+            for field_name, element in (
+                ("keepalive_interval", "HeartBeatInterval"),
+                ("keepalive_count", "HeartBeatCount"),
+            ):
+                value = basic.get(element)
+                if isinstance(value, str) and value.isascii() and value.isdigit() and 0 < int(value) <= 86400:
+                    changes[field_name] = int(value)
+        if changes:
+            await self.devices.learn(device_id, changes)
 
     # ------------------------------------------------------------------ liveness clock
     async def liveness_loop(self, interval: float = 1.0) -> None:
@@ -339,3 +431,9 @@ def _printable(text: str) -> str:
 def _address(peer: Peer) -> str:
     """``ip:port`` (``[v6]:port``), the same text ``str(peer)`` carries after its transport."""
     return str(peer).split(":", 1)[1]
+
+
+def _peer_of(transport: str, address: str) -> Peer:
+    """The Peer for a stored ``ip:port`` / ``[v6]:port`` address."""
+    host, _, port = address.rpartition(":")
+    return Peer(transport or "UDP", host.strip("[]"), int(port))

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gb28181.admin.views import apply_settings, device_json, event_json, parse_time
 from gb28181.ids import GbId, InvalidId
+from gb28181.sn import QueryError
 from registry.models import Device
 from registry.store import StoreError
 
@@ -61,6 +62,7 @@ class AdminApi:
         app.router.add_get("/api/devices/{id}", self.show_device)
         app.router.add_patch("/api/devices/{id}", self.set_device)
         app.router.add_delete("/api/devices/{id}", self.remove_device)
+        app.router.add_get("/api/devices/{id}/{verb:info|status|config}", self.query_device)
         app.router.add_get("/api/events", self.events)
         app.router.add_get("/api/stats", self.stats)
         return app
@@ -191,6 +193,19 @@ class AdminApi:
             return _error(404, f"no device {device_id}")
         log.info("admin API: device %s removed", device_id)
         return web.json_response({"removed": device_id})
+
+    async def query_device(self, request: web.Request) -> web.Response:
+        """Ask the device itself (DeviceInfo / DeviceStatus / ConfigDownload BasicParam) and return its answer."""
+        device_id, verb = request.match_info["id"], request.match_info["verb"]
+        self._device_or_404(device_id)
+        try:
+            result = await self.platform.query(device_id, verb)
+        except QueryError as exc:
+            status = {"refused": 502, "timeout": 504, "transport": 502, "error": 502}.get(exc.kind, 502)
+            if "not registered" in exc.reason:
+                status = 409
+            return web.json_response({"error": exc.reason, "kind": exc.kind}, status=status)
+        return web.json_response(result)
 
     async def events(self, request: web.Request) -> web.Response:
         q = request.query

@@ -264,3 +264,46 @@ async def test_bad_config_and_busy_port_exit_2_with_a_clear_message(tmp_path):
     finally:
         busy.close()
     assert rc == 2 and "cannot listen" in (out + err)
+
+
+async def test_device_queries_round_trip_and_an_unanswered_one_times_out(tmp_path):
+    srv = Server(tmp_path, sip_extra='password = "12345678"\nquery_timeout = 2')
+    await srv.start()
+    try:
+        (device,) = write_users(tmp_path / "u.csv", 1)
+        # The device registers (main scenario) and answers the platform's queries, which come with Call-IDs of
+        # their own, in SIPp's out-of-call scenario.
+        answers = str(SCENARIOS / "sipp-device-query-answers.xml")
+        sipp_run = asyncio.create_task(
+            run_tool(
+                *sipp("sipp-device-registers-and-waits.xml", srv, "u1", tmp_path / "u.csv", 1, 1, "-oocsf", answers),
+                timeout=120,
+            )
+        )
+        await srv.wait_for(lambda d: d.get(device, {}).get("status") == "online", 20, "the SIPp device registered")
+        info = await srv.cli("device", "info", device)
+        assert (info["CmdType"], info["Manufacturer"], info["Model"], info["Firmware"]) == (
+            "DeviceInfo", "Hikvision", "DS-2CD5024EFWD", "V5.5.85",
+        )  # fmt: skip
+        config = await srv.cli("device", "config", device)
+        assert config["BasicParam"]["HeartBeatInterval"] == "20"
+        shown = await srv.cli("device", "show", device)
+        # what the answers taught: identity, and the device's own keepalive window (DECISIONS.md)
+        assert (shown["manufacturer"], shown["model"], shown["firmware"]) == ("Hikvision", "DS-2CD5024EFWD", "V5.5.85")
+        assert (shown["keepalive_interval"], shown["keepalive_count"]) == (20, 4)
+        started = asyncio.get_running_loop().time()
+        rc, _, err = await run_tool(
+            PYTHON, "-m", "cli", "device", "status", device, "--admin", srv.admin, "--db", str(srv.db), timeout=60
+        )
+        waited = asyncio.get_running_loop().time() - started
+        assert rc != 0 and "504" in err and "did not answer DeviceStatus within 2 s" in err
+        assert waited < 15  # a clear timeout, not a hang
+        assert (await srv.cli("stats"))["counters"]["query:timeout"] == 1
+        rc, _, err = await run_tool(
+            PYTHON, "-m", "cli", "device", "info", "34020000001320000999", "--admin", srv.admin, "--db", str(srv.db)
+        )
+        assert rc != 0 and "404" in err
+        rc, _, err = await sipp_run  # the device's 15 s are up: it exits after its one call
+        assert rc == 0, err[-2000:]
+    finally:
+        await srv.stop()
