@@ -37,7 +37,7 @@ from sip.auth import DigestServer
 from sip.endpoint import ConnectionClosed, Endpoint, EndpointConfig, Event, Peer, RequestReceived
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Headers
-from sip.message import Request, new_call_id, new_tag
+from sip.message import Request, new_call_id, new_tag, warning_value
 from sip.timers import TimerConfig
 
 log = logging.getLogger("gb28181")
@@ -240,7 +240,7 @@ class Platform:
                 "MESSAGE from %s (%s): unreadable MANSCDP (%s); raw %r", user, event.peer, exc.reason, exc.raw[:300]
             )
             # The parser's message goes in a Warning, sanitised: it must never break the status line.
-            warning = [("Warning", f'399 - "{_printable(exc.reason)}"')]
+            warning = [("Warning", warning_value(exc.reason))]
             self.endpoint.reply(event, 400, "Bad MANSCDP Body", headers=warning, now=now)
             return
         peer = event.peer
@@ -373,6 +373,9 @@ async def run(
     await platform.devices.start()
     runner = SipRunner(platform.endpoint, platform.handle)
     platform.runner = runner
+    if cfg.sip.advertise:  # DECISIONS.md: Advertised addresses (a platform behind NAT or with several IPs)
+        advertised = cfg.sip.advertise
+        platform.endpoint.local_address = lambda peer: (advertised, runner.local_address(peer)[1])
     tune_gc()  # after the registry cache is loaded: see sip.aio.tune_gc
     admin_runner: web.AppRunner | None = None
     try:
@@ -422,10 +425,6 @@ async def run(
     await platform.devices.stop()  # records platform-stop and flushes the batches
     await store.close()
     return 0
-
-
-def _printable(text: str) -> str:
-    return "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "?" for c in text)[:200]
 
 
 def _address(peer: Peer) -> str:

@@ -19,7 +19,7 @@ from sip.dialog import DIALOG_METHODS, Dialog, DialogTable
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Headers, header_key, split_commas
 from sip.limits import DEFAULT_LIMITS, Limits
-from sip.message import CARRIED_VIEWS, REASONS, Request, Response, make_response, new_branch, new_tag
+from sip.message import CARRIED_VIEWS, REASONS, Request, Response, make_response, new_branch, new_tag, warning_value
 from sip.parser import StreamFramer, parse_message
 from sip.salvage import salvage_head
 from sip.serializer import serialize
@@ -794,16 +794,12 @@ class Endpoint:
             self._events.append(MessageRejected(peer, exc.reason, None))
             return
         status = exc.status_hint if 300 <= exc.status_hint <= 699 else 400
-        items.append(("Warning", f'399 - "{_warning_text(exc.reason)}"'))
+        items.append(("Warning", warning_value(exc.reason)))
         response = Response(status, REASONS.get(status, "Bad Request"), Headers(items))
         dest = peer if peer.reliable or via is None else _response_peer(via, peer)
         self.stats["rejected"] += 1
         self._out.append(Transmit(serialize(response), dest))
         self._events.append(MessageRejected(peer, exc.reason, status))
-
-
-def _warning_text(reason: str) -> str:
-    return "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "?" for c in reason)[:200]
 
 
 def _tag_of(server: ServerTransaction) -> str | None:

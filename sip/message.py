@@ -117,6 +117,13 @@ def parse_cseq(text: str) -> CSeq:
     return CSeq(seq, parts[1])
 
 
+def warning_value(text: str, agent: str = "-") -> str:
+    """A ``Warning`` value (RFC 3261 §20.43) with code 399 carrying ``text``, made safe for a header: printable
+    ASCII only, no quotes or backslashes, at most 200 characters."""
+    safe = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "?" for c in text)[:200]
+    return f'399 {agent} "{safe}"'
+
+
 def new_tag() -> str:
     return random_hex(6)
 

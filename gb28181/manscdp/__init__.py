@@ -52,6 +52,21 @@ class Envelope:
 
 def decode(body: bytes) -> tuple[str, str]:
     """Bytes -> (text without its XML declaration, BOM and control characters; charset used)."""
+    text, charset = decode_raw(body)
+    # Control characters (NUL from C stacks) first, so that they cannot hide the declaration; lxml refuses a
+    # str that still carries one.
+    text = _CONTROL.sub("", text).lstrip(_BOM)
+    return strip_declaration(text), charset
+
+
+def strip_declaration(text: str) -> str:
+    """The text without a leading XML declaration (lxml refuses a str that declares an encoding)."""
+    return _DECL_ANY.sub("", text, count=1)
+
+
+def decode_raw(body: bytes) -> tuple[str, str]:
+    """Bytes -> (text exactly as decoded, declaration, BOM and control characters kept; charset used).
+    The codec (codec.py) parses this strictly first and records any repair it then needs (repair.py)."""
     if len(body) > MAX_BODY:
         raise ManscdpError(f"body of {len(body)} bytes exceeds {MAX_BODY}", body[:200])
     # Strict UTF-8 first whatever the declaration says: UTF-8 bodies declared GB2312 are common (wvp#260,
@@ -75,10 +90,7 @@ def decode(body: bytes) -> tuple[str, str]:
             text, charset = body.decode("gb18030"), "gb18030"
         except UnicodeDecodeError:  # GB18030 maps nearly every byte sequence; this is for the rest
             text, charset = body.decode("gb18030", "replace"), "gb18030"
-    # Control characters (NUL from C stacks) first, so that they cannot hide the declaration; lxml refuses a
-    # str that still carries one.
-    text = _CONTROL.sub("", text).lstrip(_BOM)
-    return _DECL_ANY.sub("", text, count=1), charset
+    return text, charset
 
 
 def _is_cjk(cp: int) -> bool:
@@ -100,16 +112,23 @@ def _misread_gb(text: str) -> bool:
     return two_byte
 
 
-def parse_envelope(body: bytes) -> Envelope:
-    text, charset = decode(body)
+def parse_text(text: str, raw: bytes) -> etree._Element:
+    """Decoded text (declaration stripped) -> root element, through the hardened parser and the depth cap;
+    ``raw`` (the body) goes into the ManscdpError."""
     try:
         root = etree.fromstring(text.strip(), _PARSER)
-    except (etree.XMLSyntaxError, ValueError) as exc:  # ValueError: e.g. a stray encoding declaration
-        raise ManscdpError(f"not well-formed XML: {exc}", body[:2000]) from exc
+    except (etree.LxmlError, ValueError) as exc:  # ValueError: e.g. a stray encoding declaration
+        raise ManscdpError(f"not well-formed XML: {exc}", raw[:2000]) from exc
     if root is None:
-        raise ManscdpError("empty document", body[:2000])
+        raise ManscdpError("empty document", raw[:2000])
     if text.count("<") > MAX_DEPTH and _depth(root) > MAX_DEPTH:  # fewer tags cannot nest that deep
-        raise ManscdpError(f"XML nested deeper than {MAX_DEPTH}", body[:2000])
+        raise ManscdpError(f"XML nested deeper than {MAX_DEPTH}", raw[:2000])
+    return root
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    text, charset = decode(body)
+    root = parse_text(text, body)
     fields: dict[str, str] = {}
     for child in root:
         if isinstance(child.tag, str) and len(child) == 0:
