@@ -145,7 +145,7 @@ class _Control:
 
 @dataclass(frozen=True)
 class PtzCmd(_Control):
-    """``<PTZCmd>`` (A.2.3.1.2) with the 2022 ``PTZCmdParams`` and wvp's ``Info/ControlPriority``."""
+    """``<PTZCmd>`` (A.2.3.1) with the 2022 ``PTZCmdParams`` and wvp's ``Info/ControlPriority``."""
 
     TAG: ClassVar[str] = "PTZCmd"
     command: PtzCommand
@@ -285,7 +285,7 @@ class ZoomRect:
 
 @dataclass(frozen=True)
 class DragZoomIn(ZoomRect, _Control):
-    """``<DragZoomIn>``: zoom into the drawn box (A.2.3.1.7)."""
+    """``<DragZoomIn>``: zoom into the drawn box (A.2.3.1)."""
 
     TAG: ClassVar[str] = "DragZoomIn"
 
@@ -305,7 +305,7 @@ class DragZoomOut(ZoomRect, _Control):
 
 @dataclass(frozen=True)
 class HomePosition(_Control):
-    """``<HomePosition>{Enabled 1/0, ResetTime s, PresetIndex 0-255}`` (A.2.3.1.8)."""
+    """``<HomePosition>{Enabled 1/0, ResetTime s, PresetIndex 0-255}`` (A.2.3.1)."""
 
     TAG: ClassVar[str] = "HomePosition"
     RESPONDS: ClassVar[bool] = True
