@@ -1,1 +1,1 @@
-"""Persistence for the platform: devices, registrations, the status event log. Knows nothing of SIP."""
+"""Persistence for the platform: devices, registrations, channels, the status event log. Knows nothing of SIP."""

@@ -6,7 +6,22 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from registry.models import OFFLINE, ONLINE, Device, Keepalive, Registration, StatusEvent, event_code, kind_code
+from registry.models import (
+    OFFLINE,
+    ONLINE,
+    OVERRIDE_FIELDS,
+    VIDEO,
+    Channel,
+    Device,
+    Keepalive,
+    Registration,
+    StatusEvent,
+    check_channel_status,
+    checked_catalog,
+    checked_overrides,
+    event_code,
+    kind_code,
+)
 from registry.models import to_millis as _ms
 
 
@@ -14,6 +29,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._devices: dict[str, Device] = {}
         self._events: list[StatusEvent] = []
+        self._channels: dict[str, dict[str, Channel]] = {}  # device ID -> channel ID -> channel
 
     async def open(self) -> None:
         pass
@@ -35,6 +51,7 @@ class MemoryStore:
         self._devices[device.id] = dataclasses.replace(device)
 
     async def remove_device(self, device_id: str) -> bool:
+        self._channels.pop(device_id, None)
         return self._devices.pop(device_id, None) is not None
 
     # hot path
@@ -118,3 +135,68 @@ class MemoryStore:
         ]
         found.sort(key=lambda e: (e.at, e.id))
         return found[-limit:] if limit > 0 else []
+
+    # channels
+    async def list_channels(
+        self,
+        *,
+        device_id: str | None = None,
+        status: str | None = None,
+        civil_code_prefix: str | None = None,
+    ) -> list[Channel]:
+        if device_id is None:
+            devices = sorted(self._channels.items())
+        else:
+            devices = [(device_id, self._channels.get(device_id, {}))]
+        return [
+            _copy(c)
+            for _, channels in devices
+            for _, c in sorted(channels.items())
+            if (status is None or c.status == status)
+            and (not civil_code_prefix or c.shown_civil_code.startswith(civil_code_prefix))
+        ]
+
+    async def get_channel(self, device_id: str, channel_id: str) -> Channel | None:
+        channel = self._channels.get(device_id, {}).get(channel_id)
+        return _copy(channel) if channel is not None else None
+
+    async def apply_catalog(self, device_id: str, upserts: Sequence[Channel], removes: Sequence[str]) -> None:
+        checked = checked_catalog(device_id, upserts, removes)
+        if device_id not in self._devices:
+            raise KeyError(device_id)
+        channels = self._channels.setdefault(device_id, {})
+        for new in checked:
+            old = channels.get(new.id)
+            if old is not None:
+                new.first_seen = old.first_seen
+                for name in OVERRIDE_FIELDS:
+                    setattr(new, name, getattr(old, name))
+            channels[new.id] = new
+        for channel_id in removes:
+            channels.pop(channel_id, None)
+
+    async def set_channel_status(self, changes: Sequence[tuple[str, str, str]]) -> None:
+        check_channel_status(changes)
+        for device_id, channel_id, status in changes:
+            channel = self._channels.get(device_id, {}).get(channel_id)
+            if channel is not None:
+                channel.status = status
+
+    async def set_channel_overrides(self, device_id: str, channel_id: str, **overrides: object) -> Channel:
+        values = checked_overrides(overrides)
+        channel = self._channels.get(device_id, {}).get(channel_id)
+        if channel is None:
+            raise KeyError((device_id, channel_id))
+        for name, value in values.items():
+            setattr(channel, name, value)
+        return _copy(channel)
+
+    async def count_channels(self, device_id: str) -> int:
+        return len(self._channels.get(device_id, {}))
+
+    async def count_video_channels(self, device_id: str) -> int:
+        return sum(c.kind == VIDEO for c in self._channels.get(device_id, {}).values())
+
+
+def _copy(channel: Channel) -> Channel:
+    return dataclasses.replace(channel, info=dict(channel.info))

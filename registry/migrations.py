@@ -72,6 +72,59 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX events_ts ON events (ts)",
         ),
     ),
+    Migration(
+        2,
+        "channels",
+        (
+            # One row per catalog item as its device reported it, keyed by (device_id, id): the same channel ID
+            # can reach us through two devices. parent_ids and info are JSON (an array, an object of strings).
+            # override_* are set by operators only; NULL = no override. Times are wall-clock seconds.
+            """
+            CREATE TABLE channels (
+                device_id            TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+                id                   TEXT NOT NULL,
+                name                 TEXT NOT NULL DEFAULT '',
+                manufacturer         TEXT NOT NULL DEFAULT '',
+                model                TEXT NOT NULL DEFAULT '',
+                owner                TEXT NOT NULL DEFAULT '',
+                civil_code           TEXT NOT NULL DEFAULT '',
+                block                TEXT NOT NULL DEFAULT '',
+                address              TEXT NOT NULL DEFAULT '',
+                parental             INTEGER,
+                parent_ids           TEXT NOT NULL DEFAULT '[]',
+                business_group_id    TEXT NOT NULL DEFAULT '',
+                safety_way           INTEGER,
+                register_way         INTEGER,
+                cert_num             TEXT NOT NULL DEFAULT '',
+                certifiable          INTEGER,
+                err_code             INTEGER,
+                end_time             TEXT NOT NULL DEFAULT '',
+                secrecy              INTEGER,
+                ip_address           TEXT NOT NULL DEFAULT '',
+                port                 INTEGER,
+                status               TEXT NOT NULL DEFAULT 'offline',
+                longitude            REAL,
+                latitude             REAL,
+                ptz_type             INTEGER,
+                point_class          INTEGER,
+                kind                 TEXT NOT NULL DEFAULT 'other',
+                info                 TEXT NOT NULL DEFAULT '{}',
+                first_seen           REAL NOT NULL DEFAULT 0,
+                updated_at           REAL NOT NULL DEFAULT 0,
+                override_name        TEXT,
+                override_longitude   REAL,
+                override_latitude    REAL,
+                override_civil_code  TEXT,
+                override_point_class INTEGER,
+                PRIMARY KEY (device_id, id)
+            )
+            """,
+            # id last: rows come out in (device_id, id) order, so listings need no sort and the planner takes it
+            "CREATE INDEX channels_device_status ON channels (device_id, status, id)",
+            # Listing and statistics by civil code use the code as shown (override <- reported).
+            "CREATE INDEX channels_civil_code ON channels (COALESCE(override_civil_code, civil_code))",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 ONLINE = "online"
@@ -25,6 +28,10 @@ EVENT_CODES: dict[str, int] = {
     "channel-vlost": 22,
     "channel-defect": 23,
     "channel-device-offline": 24,
+    # channel set changes (catalog sync and NOTIFY ADD/DEL/UPDATE)
+    "channel-added": 25,
+    "channel-removed": 26,
+    "channel-updated": 27,
     # platform
     "platform-start": 40,
     "platform-stop": 41,
@@ -118,3 +125,188 @@ def kind_code(kind: str) -> int:
 def to_millis(at: float) -> int:
     """Event times are kept to the millisecond (compact integer rows); every store rounds the same way."""
     return round(at * 1000)
+
+
+# Channels (DECISIONS.md: What a channel is, Overrides, Point class)
+CHANNEL_KINDS = (
+    "video",  # 131/132, or a camera whose single catalog item is its own ID: what channel_count counts
+    "alarm-in",
+    "alarm-out",
+    "audio-in",
+    "audio-out",
+    "region",  # civil-code node (2/4/6/8 digits)
+    "system",  # 200
+    "group",  # business group, 215
+    "virtual-org",  # virtual organisation, 216
+    "device",  # a device listed in a lower platform's catalog
+    "other",
+)
+VIDEO = "video"
+POINT_CLASSES = (1, 2, 3, 9)  # 2022 Info/PointType; 9 = other
+OVERRIDE_FIELDS = (
+    "override_name",
+    "override_longitude",
+    "override_latitude",
+    "override_civil_code",
+    "override_point_class",
+)
+
+
+@dataclass
+class Channel:
+    """One catalog item as a device reported it, plus local overrides. The key is (device_id, id): the same
+    channel ID can reach us through two devices (a camera and the NVR recording it). ``None`` in an int/float
+    field means the device did not send it (0 and 0.0 are values). ``first_seen``/``updated_at`` are the wall
+    times the catalog first and last reported it; the ``override_*`` fields are set only by an operator
+    (``RegistryStore.set_channel_overrides``), never by a catalog, and ``None`` means no override."""
+
+    device_id: str
+    id: str
+    name: str = ""
+    manufacturer: str = ""
+    model: str = ""
+    owner: str = ""
+    civil_code: str = ""
+    block: str = ""
+    address: str = ""
+    parental: int | None = None  # as sent: Hikvision sends 65535
+    parent_ids: tuple[str, ...] = ()  # ParentID, "/"-separated and multi-valued in 2022
+    business_group_id: str = ""
+    safety_way: int | None = None
+    register_way: int | None = None
+    cert_num: str = ""
+    certifiable: int | None = None
+    err_code: int | None = None
+    end_time: str = ""
+    secrecy: int | None = None
+    ip_address: str = ""  # a string: Dahua NVRs put an RTSP URL here
+    port: int | None = None
+    status: str = OFFLINE
+    longitude: float | None = None
+    latitude: float | None = None
+    ptz_type: int | None = None
+    point_class: int | None = None  # one of POINT_CLASSES
+    kind: str = "other"  # one of CHANNEL_KINDS
+    info: dict[str, str] = field(default_factory=dict)  # further catalog fields, by their XML name
+    first_seen: float = 0.0
+    updated_at: float = 0.0
+    override_name: str | None = None
+    override_longitude: float | None = None
+    override_latitude: float | None = None
+    override_civil_code: str | None = None
+    override_point_class: int | None = None
+
+    @property
+    def parent_id(self) -> str | None:
+        """The first parent (the interface contract's ``parent_id``)."""
+        return self.parent_ids[0] if self.parent_ids else None
+
+    # what is shown or sent: local override <- reported (per-superior overrides live above the registry)
+    @property
+    def shown_name(self) -> str:
+        return self.name if self.override_name is None else self.override_name
+
+    @property
+    def shown_longitude(self) -> float | None:
+        return self.longitude if self.override_longitude is None else self.override_longitude
+
+    @property
+    def shown_latitude(self) -> float | None:
+        return self.latitude if self.override_latitude is None else self.override_latitude
+
+    @property
+    def shown_civil_code(self) -> str:
+        return self.civil_code if self.override_civil_code is None else self.override_civil_code
+
+    @property
+    def shown_point_class(self) -> int | None:
+        return self.point_class if self.override_point_class is None else self.override_point_class
+
+
+def _float(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number or None, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, not {value!r}")  # SQLite would store NaN as NULL
+    return float(value)
+
+
+def _point_class(name: str, value: object) -> int | None:
+    if value is not None and (isinstance(value, bool) or value not in POINT_CLASSES):
+        raise ValueError(f"{name} must be one of {POINT_CLASSES} or None, not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def checked_channel(channel: Channel) -> Channel:
+    """A validated copy of a reported channel, as every store takes it from a catalog (ValueError for a caller's
+    bug): status "online"/"offline", kind in CHANNEL_KINDS, point_class in POINT_CLASSES or None, ``info`` a dict
+    of strings, ``parent_ids`` strings (made a tuple), coordinates finite numbers (made floats). The ``override_*``
+    fields are cleared (a catalog never sets them) and ``first_seen`` defaults to ``updated_at``."""
+    where = f"channel {channel.device_id}/{channel.id}"
+    if not isinstance(channel.id, str) or not channel.id:
+        raise ValueError(f"{where}: the channel ID must be a non-empty string")
+    if channel.status not in (ONLINE, OFFLINE):
+        raise ValueError(f"{where}: status must be {ONLINE!r} or {OFFLINE!r}, not {channel.status!r}")
+    if channel.kind not in CHANNEL_KINDS:
+        raise ValueError(f"{where}: kind must be one of {CHANNEL_KINDS}, not {channel.kind!r}")
+    if not isinstance(channel.info, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in channel.info.items()
+    ):
+        raise ValueError(f"{where}: info must be a dict of strings to strings")
+    parent_ids = tuple(channel.parent_ids)
+    if not all(isinstance(p, str) for p in parent_ids):
+        raise ValueError(f"{where}: parent_ids must be strings")
+    return dataclasses.replace(
+        channel,
+        parent_ids=parent_ids,
+        info=dict(channel.info),
+        longitude=_float(f"{where}: longitude", channel.longitude),
+        latitude=_float(f"{where}: latitude", channel.latitude),
+        point_class=_point_class(f"{where}: point_class", channel.point_class),
+        first_seen=channel.first_seen or channel.updated_at,
+        **dict.fromkeys(OVERRIDE_FIELDS),
+    )
+
+
+def checked_catalog(device_id: str, upserts: Sequence[Channel], removes: Sequence[str]) -> list[Channel]:
+    """Validated copies of a catalog change (ValueError for a caller's bug): every upsert belongs to
+    ``device_id``, and no ID is both upserted and removed."""
+    checked = []
+    for channel in upserts:
+        if channel.device_id != device_id:
+            raise ValueError(f"channel {channel.id} of device {channel.device_id!r} in a catalog of {device_id!r}")
+        checked.append(checked_channel(channel))
+    if isinstance(removes, str):
+        raise ValueError("removes must be a sequence of channel IDs, not one string")
+    both = {c.id for c in checked} & set(removes)
+    if both:
+        raise ValueError(f"channels both upserted and removed: {sorted(both)}")
+    return checked
+
+
+def checked_overrides(overrides: dict[str, object]) -> dict[str, object]:
+    """Validated override values by field name (ValueError for a name outside OVERRIDE_FIELDS or a bad value)."""
+    unknown = sorted(set(overrides) - set(OVERRIDE_FIELDS))
+    if unknown:
+        raise ValueError(f"not channel overrides: {unknown} (overrides are {OVERRIDE_FIELDS})")
+    out: dict[str, object] = {}
+    for name, value in overrides.items():
+        if name in ("override_name", "override_civil_code"):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name} must be a string or None, not {value!r}")
+            out[name] = value
+        elif name == "override_point_class":
+            out[name] = _point_class(name, value)
+        else:
+            out[name] = _float(name, value)
+    return out
+
+
+def check_channel_status(changes: Sequence[tuple[str, str, str]]) -> None:
+    for device_id, channel_id, status in changes:
+        if status not in (ONLINE, OFFLINE):
+            raise ValueError(
+                f"status of channel {device_id}/{channel_id} must be {ONLINE!r} or {OFFLINE!r}, not {status!r}"
+            )

@@ -17,6 +17,7 @@ processes (an admin CLI, a backup). Every batch method is ONE transaction with `
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -30,11 +31,17 @@ from registry.models import (
     EVENT_NAMES,
     OFFLINE,
     ONLINE,
+    OVERRIDE_FIELDS,
     SUBJECT_KINDS,
+    VIDEO,
+    Channel,
     Device,
     Keepalive,
     Registration,
     StatusEvent,
+    check_channel_status,
+    checked_catalog,
+    checked_overrides,
     event_code,
     kind_code,
     to_millis,
@@ -98,6 +105,54 @@ _SAVE_KEEPALIVE = (
 )
 _SET_STATUS = "UPDATE devices SET status = ? WHERE id = ?"
 _APPEND_EVENT = "INSERT INTO events (ts, code, kind, subject, reason) VALUES (?, ?, ?, ?, ?)"
+
+# Columns of the channels table, in Channel field order (tests check they cover every Channel field).
+CHANNEL_COLUMNS: tuple[str, ...] = (
+    "device_id",
+    "id",
+    "name",
+    "manufacturer",
+    "model",
+    "owner",
+    "civil_code",
+    "block",
+    "address",
+    "parental",
+    "parent_ids",
+    "business_group_id",
+    "safety_way",
+    "register_way",
+    "cert_num",
+    "certifiable",
+    "err_code",
+    "end_time",
+    "secrecy",
+    "ip_address",
+    "port",
+    "status",
+    "longitude",
+    "latitude",
+    "ptz_type",
+    "point_class",
+    "kind",
+    "info",
+    "first_seen",
+    "updated_at",
+    *OVERRIDE_FIELDS,
+)
+_JSON_COLUMNS = frozenset({"parent_ids", "info"})
+# What a catalog writes: everything but the overrides. On conflict every reported field and updated_at are
+# replaced; first_seen and the overrides are kept.
+_CATALOG_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in OVERRIDE_FIELDS)
+_UPSERT_CHANNEL = (
+    f"INSERT INTO channels ({', '.join(_CATALOG_COLUMNS)}) VALUES ({', '.join('?' * len(_CATALOG_COLUMNS))}) "
+    "ON CONFLICT (device_id, id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _CATALOG_COLUMNS if c not in ("device_id", "id", "first_seen"))
+)
+_SELECT_CHANNELS = f"SELECT {', '.join(CHANNEL_COLUMNS)} FROM channels"
+_SHOWN_CIVIL_CODE = "COALESCE(override_civil_code, civil_code)"  # the expression of the channels_civil_code index
+_SET_CHANNEL_STATUS = "UPDATE channels SET status = ? WHERE device_id = ? AND id = ?"
+_REMOVE_CHANNEL = "DELETE FROM channels WHERE device_id = ? AND id = ?"
 
 _SYNC_MODES = ("NORMAL", "FULL", "EXTRA")
 _SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
@@ -163,6 +218,33 @@ def _event(row: Sequence[Any]) -> StatusEvent:
         reason=reason,
         id=id_,
     )
+
+
+def _channel_row(c: Channel) -> tuple[Any, ...]:
+    return tuple(
+        json.dumps(list(c.parent_ids) if col == "parent_ids" else c.info, ensure_ascii=False, separators=(",", ":"))
+        if col in _JSON_COLUMNS
+        else getattr(c, col)
+        for col in _CATALOG_COLUMNS
+    )
+
+
+def _channel(row: Sequence[Any]) -> Channel:
+    values = dict(zip(CHANNEL_COLUMNS, row, strict=True))
+    values["parent_ids"] = tuple(json.loads(values["parent_ids"]))
+    values["info"] = json.loads(values["info"])
+    return Channel(**values)
+
+
+def _prefix_upper(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` (None when there is none), so that a
+    prefix match is a range ``prefix <= x < upper`` an index serves (BINARY collation orders by code point)."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            return prefix[:-1] + chr(last + 1 if last + 1 != 0xD800 else 0xE000)
+        prefix = prefix[:-1]
+    return None
 
 
 def _check_status(changes: Sequence[tuple[str, str]]) -> None:
@@ -298,6 +380,8 @@ class SqliteStore:
 
     async def remove_device(self, device_id: str) -> bool:
         async with self._write("remove_device") as db:
+            # explicit, not only the foreign key's cascade: that needs PRAGMA foreign_keys on every connection
+            await db.execute("DELETE FROM channels WHERE device_id = ?", (device_id,))
             cursor = await db.execute("DELETE FROM devices WHERE id = ?", (device_id,))
             return cursor.rowcount > 0
 
@@ -362,6 +446,88 @@ class SqliteStore:
             rows = list(await db.execute_fetchall(sql, args))
         rows.reverse()
         return [_event(r) for r in rows]
+
+    # channels
+    async def list_channels(
+        self,
+        *,
+        device_id: str | None = None,
+        status: str | None = None,
+        civil_code_prefix: str | None = None,
+    ) -> list[Channel]:
+        where: list[str] = []
+        args: list[Any] = []
+        if device_id is not None:
+            where.append("device_id = ?")
+            args.append(device_id)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if civil_code_prefix:
+            where.append(f"{_SHOWN_CIVIL_CODE} >= ?")
+            args.append(civil_code_prefix)
+            upper = _prefix_upper(civil_code_prefix)
+            if upper is not None:
+                where.append(f"{_SHOWN_CIVIL_CODE} < ?")
+                args.append(upper)
+        sql = _SELECT_CHANNELS
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY device_id, id"
+        async with self._read("list_channels") as db:
+            rows = await db.execute_fetchall(sql, args)
+        return [_channel(r) for r in rows]
+
+    async def get_channel(self, device_id: str, channel_id: str) -> Channel | None:
+        async with self._read("get_channel") as db:
+            rows = list(
+                await db.execute_fetchall(_SELECT_CHANNELS + " WHERE device_id = ? AND id = ?", (device_id, channel_id))
+            )
+        return _channel(rows[0]) if rows else None
+
+    async def apply_catalog(self, device_id: str, upserts: Sequence[Channel], removes: Sequence[str]) -> None:
+        rows = [_channel_row(c) for c in checked_catalog(device_id, upserts, removes)]
+        gone = [(device_id, channel_id) for channel_id in removes]
+        async with self._write("apply_catalog") as db:
+            found = await db.execute_fetchall("SELECT 1 FROM devices WHERE id = ?", (device_id,))
+            if not list(found):
+                raise KeyError(device_id)
+            if rows:
+                await db.executemany(_UPSERT_CHANNEL, rows)
+            if gone:
+                await db.executemany(_REMOVE_CHANNEL, gone)
+
+    async def set_channel_status(self, changes: Sequence[tuple[str, str, str]]) -> None:
+        check_channel_status(changes)
+        rows = [(status, device_id, channel_id) for device_id, channel_id, status in changes]
+        if not rows:
+            return
+        async with self._write("set_channel_status") as db:
+            await db.executemany(_SET_CHANNEL_STATUS, rows)
+
+    async def set_channel_overrides(self, device_id: str, channel_id: str, **overrides: object) -> Channel:
+        values = checked_overrides(overrides)
+        key = (device_id, channel_id)
+        async with self._write("set_channel_overrides") as db:
+            if values:
+                sets = ", ".join(f"{name} = ?" for name in values)  # names checked against OVERRIDE_FIELDS
+                await db.execute(f"UPDATE channels SET {sets} WHERE device_id = ? AND id = ?", (*values.values(), *key))
+            rows = list(await db.execute_fetchall(_SELECT_CHANNELS + " WHERE device_id = ? AND id = ?", key))
+            if not rows:
+                raise KeyError(key)
+        return _channel(rows[0])
+
+    async def count_channels(self, device_id: str) -> int:
+        async with self._read("count_channels") as db:
+            rows = await db.execute_fetchall("SELECT count(*) FROM channels WHERE device_id = ?", (device_id,))
+        return int(next(iter(rows))[0])
+
+    async def count_video_channels(self, device_id: str) -> int:
+        async with self._read("count_video_channels") as db:
+            rows = await db.execute_fetchall(
+                "SELECT count(*) FROM channels WHERE device_id = ? AND kind = ?", (device_id, VIDEO)
+            )
+        return int(next(iter(rows))[0])
 
     # operations
     async def integrity_check(self) -> str:

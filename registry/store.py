@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from registry.models import Device, Keepalive, Registration, StatusEvent
+from registry.models import Channel, Device, Keepalive, Registration, StatusEvent
 
 
 class StoreError(Exception):
@@ -29,7 +29,7 @@ class RegistryStore(Protocol):
         """Insert or replace a device's whole record (operator add/set). Durable on return."""
 
     async def remove_device(self, device_id: str) -> bool:
-        """Delete a device; its events stay in the log. True if it existed."""
+        """Delete a device and its channels (one transaction); its events stay in the log. True if it existed."""
 
     # hot path, batched by the caller
     async def save_registrations(self, registrations: Sequence[Registration]) -> None:
@@ -68,3 +68,43 @@ class RegistryStore(Protocol):
     ) -> list[StatusEvent]:
         """Events in time order (oldest first; ties in append order), filtered on ``since <= at < until``;
         at most ``limit`` (the newest ones)."""
+
+    # channels: keyed by (device_id, id); filled by catalog syncs and NOTIFYs, annotated by operators
+    async def list_channels(
+        self,
+        *,
+        device_id: str | None = None,
+        status: str | None = None,
+        civil_code_prefix: str | None = None,
+    ) -> list[Channel]:
+        """Channels of every kind ordered by (device_id, id), optionally only those of one device, with that
+        reported ``status``, or whose *shown* civil code (override <- reported) starts with the prefix."""
+
+    async def get_channel(self, device_id: str, channel_id: str) -> Channel | None: ...
+
+    async def apply_catalog(self, device_id: str, upserts: Sequence[Channel], removes: Sequence[str]) -> None:
+        """Apply one catalog change of a device in ONE transaction: insert or update ``upserts``, then delete the
+        channels of that device named in ``removes`` (unknown IDs are ignored).
+
+        An upsert replaces every reported field and ``updated_at``; it never touches the ``override_*`` fields
+        (a new channel starts with none, whatever the given record holds) and keeps a known channel's
+        ``first_seen`` (a new one takes the given ``first_seen``, or ``updated_at`` when that is 0). Later items
+        for the same ID win. ValueError (nothing applied) for an upsert of another device, an ID both upserted
+        and removed, or an invalid record (``registry.models.checked_channel``); KeyError for an unknown device.
+        """
+
+    async def set_channel_status(self, changes: Sequence[tuple[str, str, str]]) -> None:
+        """Set (device_id, channel_id, status) in one transaction; unknown channels are ignored, later items win.
+        ValueError (nothing applied) for a status other than "online"/"offline". ``updated_at`` is not touched."""
+
+    async def set_channel_overrides(self, device_id: str, channel_id: str, **overrides: object) -> Channel:
+        """Set local overrides (``override_name``, ``override_longitude``, ``override_latitude``,
+        ``override_civil_code``, ``override_point_class``) in one transaction; ``None`` clears one, names not
+        given are kept. Returns the updated channel. ValueError for another name or a bad value (nothing set);
+        KeyError for an unknown channel."""
+
+    async def count_channels(self, device_id: str) -> int:
+        """Channels of the device, of every kind."""
+
+    async def count_video_channels(self, device_id: str) -> int:
+        """Video channels of the device (kind "video"): the device's ``channel_count`` (DECISIONS.md)."""

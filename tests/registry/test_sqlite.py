@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from registry.migrations import MIGRATIONS, SCHEMA_VERSION, Migration
-from registry.models import ONLINE, Device, Registration, StatusEvent
-from registry.sqlite import DEVICE_COLUMNS, SqliteStore, store_error
+from registry.models import OFFLINE, ONLINE, Channel, Device, Registration, StatusEvent
+from registry.sqlite import CHANNEL_COLUMNS, DEVICE_COLUMNS, SqliteStore, store_error
 from registry.store import StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,12 +48,19 @@ async def test_a_new_file_gets_the_whole_schema_and_the_settings(tmp_path: Path)
     with raw(path) as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
         assert {"devices", "events", "events_subject_ts", "events_ts"} <= tables
+        assert {"channels", "channels_device_status", "channels_civil_code"} <= tables
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal", "WAL is persistent"
         assert tuple(r[1] for r in db.execute("PRAGMA table_info(devices)")) == DEVICE_COLUMNS
+        assert tuple(r[1] for r in db.execute("PRAGMA table_info(channels)")) == CHANNEL_COLUMNS
+        assert [r[5] for r in db.execute("PRAGMA table_info(channels)") if r[5]] == [1, 2], "key (device_id, id)"
 
 
 def test_device_columns_cover_every_device_field() -> None:
     assert tuple(f.name for f in dataclasses.fields(Device)) == DEVICE_COLUMNS
+
+
+def test_channel_columns_cover_every_channel_field() -> None:
+    assert tuple(f.name for f in dataclasses.fields(Channel)) == CHANNEL_COLUMNS
 
 
 async def test_normal_synchronous_is_an_option(tmp_path: Path) -> None:
@@ -102,6 +109,34 @@ async def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path: Path)
         assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half'").fetchone()[0] == 0
     async with SqliteStore(path) as store:
         assert (await store.get_device(A)) is not None
+
+
+async def test_a_version_1_database_upgrades_to_channels(tmp_path: Path) -> None:
+    """A file written by the release that had only migration 1 (devices, events) gains the channels table and
+    keeps its data."""
+    path = tmp_path / "v1.db"
+    async with SqliteStore(path, migrations=MIGRATIONS[:1]) as store:
+        await store.put_device(Device(id="34020000001110000001", name="NVR 东门", password="pw", provisioned=True))
+        await store.save_registrations([reg()])
+        await store.append_events([StatusEvent(at=1000.0, subject=A, event="registered")])
+        assert (await store.pragmas())["user_version"] == 1
+    with raw(path) as db:
+        assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'channels'").fetchone()[0] == 0
+        before = db.execute("SELECT * FROM devices ORDER BY id").fetchall()
+    async with SqliteStore(path) as store:
+        assert (await store.pragmas())["user_version"] == SCHEMA_VERSION >= 2
+        assert await store.integrity_check() == "ok"
+        nvr = await store.get_device("34020000001110000001")
+        assert (nvr.name, nvr.password, nvr.provisioned) == ("NVR 东门", "pw", True)
+        assert (await store.get_device(A)).status == ONLINE
+        assert [e.event for e in await store.list_events()] == ["registered"]
+        channel = Channel(device_id=A, id=A, name="Camera", kind="video", updated_at=2000.0)
+        await store.apply_catalog(A, [channel], [])
+        assert await store.list_channels() == [dataclasses.replace(channel, first_seen=2000.0)]
+        assert await store.count_video_channels(A) == 1
+    with raw(path) as db:
+        assert db.execute("SELECT * FROM devices ORDER BY id").fetchall() == before
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
 async def test_migration_versions_must_be_consecutive(tmp_path: Path) -> None:
@@ -197,6 +232,102 @@ async def test_one_transaction_per_batch(tmp_path: Path) -> None:
         await store.save_registrations([reg(f"340200000013201{i:05d}") for i in range(500)])
         assert [s for s in statements if not s.startswith("INSERT")] == ["BEGIN IMMEDIATE", "COMMIT"]
         assert len(statements) == 502
+
+
+def non_query(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.split()[0] not in ("INSERT", "UPDATE", "DELETE", "SELECT")]
+
+
+async def test_one_transaction_per_channel_call(tmp_path: Path) -> None:
+    nvr = "34020000001110000001"
+    ids = [f"340200000013100{i:05d}" for i in range(300)]
+    async with SqliteStore(tmp_path / "ct.db") as store:
+        await store.put_device(Device(id=nvr))
+        statements: list[str] = []
+        await store._db.set_trace_callback(statements.append)
+
+        await store.apply_catalog(nvr, [Channel(device_id=nvr, id=i, kind="video") for i in ids], [])
+        assert non_query(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
+        assert sum(s.startswith("INSERT") for s in statements) == 300
+        statements.clear()
+        await store.apply_catalog(nvr, [Channel(device_id=nvr, id=i, name="x") for i in ids[:100]], ids[200:])
+        assert non_query(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
+        assert (sum(s.startswith("INSERT") for s in statements), sum(s.startswith("DELETE") for s in statements)) == (
+            100,
+            100,
+        )
+        statements.clear()
+        await store.set_channel_status([(nvr, i, ONLINE) for i in ids[:150]])
+        assert non_query(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
+        assert sum(s.startswith("UPDATE") for s in statements) == 150
+        statements.clear()
+        await store.set_channel_overrides(nvr, ids[0], override_name="东门", override_point_class=1)
+        assert non_query(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
+        statements.clear()
+        with pytest.raises(KeyError):
+            await store.apply_catalog("34020000001110000009", [], ids[:1])
+        assert non_query(statements) == ["BEGIN IMMEDIATE", "ROLLBACK"]
+        statements.clear()
+        assert await store.remove_device(nvr)
+        assert non_query(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
+        await store._db.set_trace_callback(None)
+        assert await store.list_channels() == []
+
+
+async def test_a_failing_catalog_rolls_back_the_whole_change(tmp_path: Path) -> None:
+    nvr = "34020000001110000001"
+    async with SqliteStore(tmp_path / "rb.db") as store:
+        await store.put_device(Device(id=nvr))
+        await store.apply_catalog(nvr, [Channel(device_id=nvr, id="a", name="before")], [])
+        # a row the database refuses (here: a trigger standing in for a full disk) after others were written
+        await store._db.execute(
+            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON channels WHEN NEW.id = 'z' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        upserts = [Channel(device_id=nvr, id=i, name="after") for i in ("a", "b", "z")]
+        with pytest.raises(StoreError, match="refused"):
+            await store.apply_catalog(nvr, upserts, [])
+        assert [(c.id, c.name) for c in await store.list_channels()] == [("a", "before")]
+
+
+async def test_removing_a_device_does_not_rely_on_the_foreign_key(tmp_path: Path) -> None:
+    nvr = "34020000001110000001"
+    async with SqliteStore(tmp_path / "fk.db") as store:
+        await store.put_device(Device(id=nvr))
+        await store.apply_catalog(nvr, [Channel(device_id=nvr, id="a")], [])
+        await store._db.execute("PRAGMA foreign_keys = OFF")  # as on a connection that forgot the pragma
+        assert await store.remove_device(nvr)
+        with raw(tmp_path / "fk.db") as db:
+            assert db.execute("SELECT count(*) FROM channels").fetchone()[0] == 0
+
+
+async def test_channel_rows_and_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "ci.db"
+    nvr = "34020000001110000001"
+    async with SqliteStore(path) as store:
+        await store.put_device(Device(id=nvr))
+        channel = Channel(
+            device_id=nvr,
+            id="34020000001310000001",
+            parent_ids=("34020000002160000001", "340200"),
+            info={"PointCommonName": "东门广场"},
+            status=OFFLINE,
+            kind="video",
+        )
+        await store.apply_catalog(nvr, [channel], [])
+        statements: list[str] = []
+        await store._db.set_trace_callback(statements.append)
+        await store.list_channels(civil_code_prefix="3402")
+        await store.list_channels(device_id=nvr, status=ONLINE)
+        await store._db.set_trace_callback(None)
+    with raw(path) as db:
+        row = db.execute("SELECT parent_ids, info, json_extract(info, '$.PointCommonName') FROM channels").fetchone()
+        assert row == ('["34020000002160000001","340200"]', '{"PointCommonName":"东门广场"}', "东门广场")
+        by_civil_code, by_device_status = (s for s in statements if s.startswith("SELECT"))
+        plan = " ".join(str(r[-1]) for r in db.execute("EXPLAIN QUERY PLAN " + by_civil_code))
+        assert "channels_civil_code" in plan
+        plan = " ".join(str(r[-1]) for r in db.execute("EXPLAIN QUERY PLAN " + by_device_status))
+        assert "channels_device_status" in plan
 
 
 async def test_event_rows_are_compact_and_indexed(tmp_path: Path) -> None:
