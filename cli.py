@@ -291,6 +291,51 @@ def device_remove(device_id: str, admin_url: str, db: str) -> None:
     click.echo(f"removed {device_id}")
 
 
+@main.group()
+def catalog() -> None:
+    """Catalog syncs: what a device or lower platform has."""
+
+
+@catalog.command("sync")
+@click.argument("device_id")
+@click.option("--wait", is_flag=True, help="Wait until the sync commits (complete, or partial after silence).")
+@json_option
+@admin_option
+@db_option
+def catalog_sync(device_id: str, wait: bool, as_json: bool, admin_url: str, db: str) -> None:
+    """Ask DEVICE for its catalog; channels are added and updated, and removed only by a complete answer."""
+    path = f"/api/devices/{urllib.parse.quote(device_id)}/catalog"
+    row = _client(admin_url, db).call("POST", path, {}, query={"wait": "1" if wait else "0"}, timeout=4000)
+    if as_json:
+        click.echo(json.dumps(row, ensure_ascii=False))
+    elif not wait:
+        click.echo(f"catalog query sent to {device_id} (SN {row['sn']}); see `gb28181 channels --device {device_id}`")
+    else:
+        click.echo(
+            f"{row['state']} ({row['reason']}): {row['received']}/{row['sum_num']} items in {row['packets']} packets; "
+            f"added {row['added']}, updated {row['updated']}, removed {row['removed']}"
+        )
+
+
+@main.command()
+@click.option("--device", "device_id", help="Only this device's channels.")
+@click.option("--status", type=click.Choice(["online", "offline"]))
+@click.option("--civil-code", help="Only channels whose civil code starts with this.")
+@json_option
+@admin_option
+@db_option
+def channels(device_id: str | None, status: str | None, civil_code: str | None, as_json: bool, admin_url: str,
+             db: str) -> None:  # fmt: skip
+    """List channels (names and coordinates as shown: local overrides first)."""
+    rows = _client(admin_url, db).call(
+        "GET", "/api/channels", query={"device": device_id, "status": status, "civil_code": civil_code}
+    )
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    _print_table(rows, ["device_id", "id", "name", "kind", "status", "civil_code", "point_class"])
+
+
 @main.command()
 @click.option("--device", "device_id", help="Only this device (or channel, or 'platform').")
 @click.option("--since", help="ISO time, epoch seconds, or -1h / -30m / -2d.")

@@ -79,6 +79,12 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True)
+class CatalogConfig:
+    inter_packet_timeout: float = 5.0  # silence after which a started catalog answer commits as partial
+    first_packet_timeout: float = 120.0  # a lower platform may take minutes to start answering
+
+
+@dataclass(frozen=True)
 class KeepaliveConfig:
     interval: int = 60
     max_missed: int = 3
@@ -124,6 +130,7 @@ class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     # Sections the contract names that later issues implement; kept so a full config file still loads.
     media: dict[str, Any] = field(default_factory=dict)
@@ -143,6 +150,7 @@ _SECTIONS = {
     "sip": SipConfig,
     "registry": RegistryConfig,
     "keepalive": KeepaliveConfig,
+    "catalog": CatalogConfig,
     "admin": AdminConfig,
 }
 
@@ -200,6 +208,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("[sip] query_timeout must be between 0.1 and 600 seconds")
     if not s.listen:
         raise ConfigError("[sip] listen must name at least one address")
+    if not 0.1 <= cfg.catalog.inter_packet_timeout <= 600 or not 1 <= cfg.catalog.first_packet_timeout <= 3600:
+        raise ConfigError("[catalog] inter_packet_timeout must be 0.1-600 s and first_packet_timeout 1-3600 s")
     if cfg.keepalive.interval < 1 or cfg.keepalive.max_missed < 1:
         raise ConfigError("[keepalive] interval and max_missed must be positive")
     try:

@@ -22,14 +22,20 @@ from typing import Any
 from aiohttp import web
 
 from gb28181.admin.app import AdminApi
+from gb28181.catalog import CatalogAssembler, Commit
+from gb28181.catalog import diff as catalog_diff
+from gb28181.channels import to_channel
 from gb28181.config import Config
 from gb28181.devices import DeviceService
 from gb28181.keepalive import LivenessPolicy
 from gb28181.manscdp import ManscdpError, parse_envelope
+from gb28181.manscdp.codec import decode as decode_message
+from gb28181.manscdp.codec import encode as encode_message
+from gb28181.manscdp.messages import CatalogQuery, CatalogResponse
 from gb28181.queries import QUERIES, build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
 from gb28181.sn import Correlator, QueryError, check_result
-from registry.models import Registration
+from registry.models import Registration, StatusEvent
 from registry.sqlite import SqliteStore
 from registry.store import RegistryStore, StoreError
 from sip.aio import SipRunner, TransactionError, tune_gc
@@ -128,6 +134,11 @@ class Platform:
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self.correlator = Correlator()
+        self.catalog = CatalogAssembler(
+            inter_packet_timeout=self.cfg.catalog.inter_packet_timeout,
+            first_packet_timeout=self.cfg.catalog.first_packet_timeout,
+        )
+        self._catalog_waiters: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
 
     def count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
@@ -258,7 +269,16 @@ class Platform:
         self.count(f"message:{env.cmd_type}")
         self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
         self.endpoint.reply(event, 200, now=now)
-        if env.kind == "Response":
+        if env.kind == "Response" and env.cmd_type == "Catalog":
+            try:
+                decoded = decode_message(req.body)
+            except ManscdpError as exc:
+                self.count("catalog:bad-xml")
+                log.info("Catalog packet from %s unreadable: %s; raw %r", user, exc.reason, exc.raw[:300])
+                return
+            if isinstance(decoded.message, CatalogResponse):
+                self._on_catalog(user, decoded.message)
+        elif env.kind == "Response":
             pending = self.correlator.match(user, env.sn, env.cmd_type)
             if pending is None:
                 self.count("response:stray")
@@ -278,14 +298,40 @@ class Platform:
         answer, a transport failure, ``Result ERROR`` and silence past ``[sip] query_timeout`` are QueryErrors.
         """
         cmd_type, extra = QUERIES[verb]
+        device = self._registered(device_id)
+        sn = self.correlator.new_sn(device_id)
+        body = build_query(cmd_type, sn, device_id, extra, device.charset)
+        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.correlator.add(device_id, sn, cmd_type, answer)
+        self.count(f"query:{cmd_type}")
+        try:
+            async with asyncio.timeout(self.cfg.sip.query_timeout):
+                await self._send_to_device(device_id, cmd_type, body)
+                data = await answer
+        except TimeoutError as exc:
+            self.count("query:timeout")
+            raise QueryError(
+                f"device {device_id} did not answer {cmd_type} within {self.cfg.sip.query_timeout:g} s", kind="timeout"
+            ) from exc
+        finally:
+            self.correlator.cancel(device_id, sn)
+        result = render(data)
+        await self._learn(device_id, cmd_type, result)
+        return result
+
+    def _registered(self, device_id: str) -> Any:
         device = self.devices.devices.get(device_id)
         if device is None or not self.devices.is_registered(device_id):
             raise QueryError(f"device {device_id} is not registered", kind="refused")
         if self.runner is None:
             raise QueryError("the SIP transport is not running", kind="transport")
+        return device
+
+    async def _send_to_device(self, device_id: str, what: str, body: bytes) -> None:
+        """One MANSCDP MESSAGE to a registered device where it is (its own TCP connection when it registered over
+        TCP); a non-2xx answer or a transport failure is a QueryError (Dahua refuses with 403 + Warning)."""
+        device = self._registered(device_id)
         peer = _peer_of(device.transport, device.address)
-        sn = self.correlator.new_sn(device_id)
-        body = build_query(cmd_type, sn, device_id, extra, device.charset)
         request = Request(
             "MESSAGE",
             f"sip:{device_id}@{device.address}",
@@ -298,32 +344,97 @@ class Platform:
             ]),
             body,
         )  # fmt: skip
-        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.correlator.add(device_id, sn, cmd_type, answer)
-        self.count(f"query:{cmd_type}")
+        assert self.runner is not None
+        try:
+            response = await self.runner.request(request, peer)
+        except TransactionError as exc:
+            raise QueryError(f"{what} to {device_id} at {peer}: {exc.reason}", kind="transport") from exc
+        if response.status >= 300:
+            warning = response.headers.get("warning")
+            detail = f" ({warning})" if warning else ""
+            raise QueryError(f"device refused {what}: {response.status} {response.reason}{detail}", kind="refused")
+
+    # ------------------------------------------------------------------ catalog
+    async def catalog_sync(self, device_id: str, *, wait: bool) -> dict[str, Any]:
+        """Ask a device for its catalog (A.2.4.3). With ``wait``, return when the sync commits (complete, or
+        partial after the inter-packet timeout) or the device never answers."""
+        device = self._registered(device_id)
+        sn = self.correlator.new_sn(device_id)
+        body = encode_message(CatalogQuery(sn=sn, device_id=device_id), charset=device.charset)
+        done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._catalog_waiters[(device_id, sn)] = done
+        self.catalog.expect(device_id, sn, self.mono())
+        self.count("catalog:query")
         try:
             async with asyncio.timeout(self.cfg.sip.query_timeout):
-                try:
-                    response = await self.runner.request(request, peer)
-                except TransactionError as exc:
-                    raise QueryError(f"{cmd_type} to {device_id} at {peer}: {exc.reason}", kind="transport") from exc
-                if response.status >= 300:
-                    warning = response.headers.get("warning")
-                    detail = f" ({warning})" if warning else ""
-                    raise QueryError(
-                        f"device refused {cmd_type}: {response.status} {response.reason}{detail}", kind="refused"
-                    )
-                data = await answer
+                await self._send_to_device(device_id, "Catalog", body)
         except TimeoutError as exc:
-            self.count("query:timeout")
-            raise QueryError(
-                f"device {device_id} did not answer {cmd_type} within {self.cfg.sip.query_timeout:g} s", kind="timeout"
-            ) from exc
-        finally:
-            self.correlator.cancel(device_id, sn)
-        result = render(data)
-        await self._learn(device_id, cmd_type, result)
-        return result
+            self._catalog_waiters.pop((device_id, sn), None)
+            raise QueryError(f"device {device_id} did not take the Catalog query", kind="timeout") from exc
+        except QueryError:
+            self._catalog_waiters.pop((device_id, sn), None)
+            raise
+        if not wait:
+            return {"device_id": device_id, "sn": sn, "state": "started"}
+        return await done
+
+    def _on_catalog(self, user: str, message: CatalogResponse) -> None:
+        commit = self.catalog.packet(user, message.sn, message.sum_num or 0, message.items, self.mono())
+        if commit is not None:
+            self._spawn(self._commit_catalog(commit))
+
+    async def _commit_catalog(self, commit: Commit) -> None:
+        """Store a finished sync: upsert what was reported, remove only what DECISIONS.md allows, log channel
+        events, and tell whoever waits."""
+        waiter = self._catalog_waiters.pop((commit.device_id, commit.sn), None)
+        try:
+            summary = await self._store_catalog(commit)
+        except (StoreError, KeyError, ValueError) as exc:
+            self.count("catalog:store-error")
+            log.error("catalog of %s (SN %s) not stored: %s", commit.device_id, commit.sn, exc)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(QueryError(f"catalog not stored: {exc}", kind="error"))
+            return
+        if commit.needs_confirmation and commit.ours:
+            log.info("catalog of %s is empty (SumNum 0): asking again before clearing it", commit.device_id)
+            self._spawn(self._confirm_empty(commit.device_id))
+        if waiter is not None and not waiter.done():
+            waiter.set_result(summary)
+
+    async def _confirm_empty(self, device_id: str) -> None:
+        try:
+            await self.catalog_sync(device_id, wait=False)
+        except QueryError as exc:
+            log.info("second catalog query to %s failed: %s", device_id, exc.reason)
+
+    async def _store_catalog(self, commit: Commit) -> dict[str, Any]:
+        now = self.wall()
+        existing = {c.id for c in await self.store.list_channels(device_id=commit.device_id)}
+        d = catalog_diff(existing, commit)
+        single = len(commit.items) == 1
+        upserts = [
+            ch for item in commit.items
+            if (ch := to_channel(item, commit.device_id, self.cfg.sip.id, now, single=single)) is not None
+        ]  # fmt: skip
+        await self.store.apply_catalog(commit.device_id, upserts, d.removed)
+        events = [StatusEvent(now, i, "channel-added", kind="channel", reason=commit.device_id) for i in d.added]
+        events += [StatusEvent(now, i, "channel-removed", kind="channel", reason=commit.device_id) for i in d.removed]
+        if events:
+            await self.store.append_events(events)
+        self.count("catalog:complete" if commit.complete else "catalog:partial")
+        summary = {
+            "device_id": commit.device_id, "sn": commit.sn, "state": "complete" if commit.complete else "partial",
+            "reason": commit.reason, "sum_num": commit.sum_num, "received": len(commit.items),
+            "packets": commit.packets, "duplicates": commit.duplicates, "added": len(d.added),
+            "updated": len(d.updated), "removed": len(d.removed), "ours": commit.ours,
+        }  # fmt: skip
+        log.info("catalog of %s: %s", commit.device_id, summary)
+        return summary
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _learn(self, device_id: str, cmd_type: str, result: dict[str, Any]) -> None:
         """Keep what an answer tells about the device: DeviceInfo identity (A.2.6.5) and the device's own
@@ -349,6 +460,8 @@ class Platform:
     async def liveness_loop(self, interval: float = 1.0) -> None:
         while True:
             self.devices.tick()
+            for commit in self.catalog.due(self.mono()):
+                self._spawn(self._commit_catalog(commit))
             await asyncio.sleep(interval)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from gb28181.admin.views import apply_settings, device_json, event_json, parse_time
+from gb28181.channels import channel_json
 from gb28181.ids import GbId, InvalidId
 from gb28181.sn import QueryError
 from registry.models import Device
@@ -33,12 +34,17 @@ def _error(status: int, message: str) -> web.Response:
 
 
 # What each role may do (ARCHITECTURE.md: [[admin.tokens]] roles). Reads are for everyone; an operator may
-# change how known devices are handled; only an admin decides which devices exist.
+# change how known devices are handled and ask them things (catalog syncs); only an admin decides which devices
+# exist (adding and removing them).
 ROLE_METHODS = {
     "viewer": frozenset({"GET", "HEAD"}),
-    "operator": frozenset({"GET", "HEAD", "PATCH"}),
+    "operator": frozenset({"GET", "HEAD", "PATCH", "POST"}),
     "admin": frozenset({"GET", "HEAD", "PATCH", "POST", "DELETE"}),
 }
+
+
+def _admin_only(request: web.Request) -> bool:
+    return request.method == "DELETE" or (request.method == "POST" and request.path.rstrip("/") == "/api/devices")
 
 
 class AdminApi:
@@ -63,6 +69,8 @@ class AdminApi:
         app.router.add_patch("/api/devices/{id}", self.set_device)
         app.router.add_delete("/api/devices/{id}", self.remove_device)
         app.router.add_get("/api/devices/{id}/{verb:info|status|config}", self.query_device)
+        app.router.add_post("/api/devices/{id}/catalog", self.catalog_sync)
+        app.router.add_get("/api/channels", self.list_channels)
         app.router.add_get("/api/events", self.events)
         app.router.add_get("/api/stats", self.stats)
         return app
@@ -82,7 +90,7 @@ class AdminApi:
                 )
                 return _error(401, "missing or wrong bearer token")
             name, role = who
-            if request.method not in ROLE_METHODS.get(role, frozenset()):
+            if request.method not in ROLE_METHODS.get(role, frozenset()) or (_admin_only(request) and role != "admin"):
                 log.info("admin API: refused %s %s for %s (role %s)", request.method, request.path, name, role)
                 return _error(403, f"the {role} role may not {request.method} {request.path}")
             if request.method not in ("GET", "HEAD"):
@@ -206,6 +214,28 @@ class AdminApi:
                 status = 409
             return web.json_response({"error": exc.reason, "kind": exc.kind}, status=status)
         return web.json_response(result)
+
+    async def catalog_sync(self, request: web.Request) -> web.Response:
+        """Start a catalog sync; with ``?wait=1`` answer once it committed (complete or partial)."""
+        device_id = request.match_info["id"]
+        self._device_or_404(device_id)
+        wait = request.query.get("wait", "0").lower() in ("1", "true", "yes")
+        try:
+            result = await self.platform.catalog_sync(device_id, wait=wait)
+        except QueryError as exc:
+            status = 409 if "not registered" in exc.reason else 504 if exc.kind == "timeout" else 502
+            return web.json_response({"error": exc.reason, "kind": exc.kind}, status=status)
+        return web.json_response(result, status=200 if wait else 202)
+
+    async def list_channels(self, request: web.Request) -> web.Response:
+        q = request.query
+        status = q.get("status")
+        if status not in (None, "online", "offline"):
+            return _error(400, "status must be online or offline")
+        channels = await self.platform.store.list_channels(
+            device_id=q.get("device") or None, status=status, civil_code_prefix=q.get("civil_code") or None
+        )
+        return web.json_response([channel_json(c) for c in channels])
 
     async def events(self, request: web.Request) -> web.Response:
         q = request.query

@@ -8,6 +8,7 @@ DECISIONS.md). The full per-CmdType codec arrives with the MANSCDP issue.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -19,6 +20,8 @@ _DECL_ANY = re.compile(r"^\s*<\?xml[^>]*\?>")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _DECLARED = re.compile(rb"^[\s\x00]*<\?xml[^>]*?encoding\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.IGNORECASE)
 _BOM = "\ufeff"
+# An element below depth MAX_DEPTH (the root is depth 1), found in C rather than by a Python walk.
+_TOO_DEEP = etree.XPath("boolean(" + "/".join(["*"] * MAX_DEPTH) + ")")
 
 _PARSER = etree.XMLParser(
     resolve_entities=False,
@@ -99,17 +102,22 @@ def _is_cjk(cp: int) -> bool:
 
 def _misread_gb(text: str) -> bool:
     """Whether a UTF-8 reading looks like GB2312 bytes misread: two-byte sequences (U+0080-U+07FF) and no CJK.
-    Chinese in UTF-8 is three-byte CJK; a GB2312 body read as UTF-8 yields Latin/Greek/Cyrillic letters."""
-    two_byte = False
+    Chinese in UTF-8 is three-byte CJK; a GB2312 body read as UTF-8 yields Latin/Greek/Cyrillic letters. A
+    reading with unassigned characters is never real text (GB pairs such as 癞蓟 form four-byte UTF-8 sequences
+    beyond plane 3), whatever CJK it also shows. (Private use is left alone: old GB18030 tables map some rare
+    characters there.)"""
+    two_byte = cjk = False
     for ch in text:
         cp = ord(ch)
         if cp < 0x80:
             continue
+        if unicodedata.category(ch) == "Cn":
+            return True
         if cp < 0x800:
             two_byte = True
         elif _is_cjk(cp):
-            return False
-    return two_byte
+            cjk = True
+    return two_byte and not cjk
 
 
 def parse_text(text: str, raw: bytes) -> etree._Element:
@@ -121,7 +129,7 @@ def parse_text(text: str, raw: bytes) -> etree._Element:
         raise ManscdpError(f"not well-formed XML: {exc}", raw[:2000]) from exc
     if root is None:
         raise ManscdpError("empty document", raw[:2000])
-    if text.count("<") > MAX_DEPTH and _depth(root) > MAX_DEPTH:  # fewer tags cannot nest that deep
+    if text.count("<") > MAX_DEPTH and _TOO_DEEP(root):  # fewer tags cannot nest that deep
         raise ManscdpError(f"XML nested deeper than {MAX_DEPTH}", raw[:2000])
     return root
 
@@ -139,15 +147,3 @@ def parse_envelope(body: bytes) -> Envelope:
     sn_text = fields.get("SN", "")
     sn = int(sn_text) if sn_text.isascii() and sn_text.isdigit() and len(sn_text) < 12 else None
     return Envelope(str(root.tag), cmd, sn, fields.get("DeviceID", ""), charset, fields)
-
-
-def _depth(elem: etree._Element) -> int:
-    deepest = 0
-    stack = [(elem, 1)]
-    while stack:
-        node, d = stack.pop()
-        deepest = max(deepest, d)
-        if d > MAX_DEPTH:
-            return d
-        stack.extend((c, d + 1) for c in node)
-    return deepest

@@ -1,0 +1,93 @@
+"""Catalog sync end to end: `gb28181 serve`, a raw-socket device sending GB2312 bytes exactly, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+
+from tests.e2e.conftest import PYTHON, run_tool
+from tests.e2e.raw_device import RawDevice
+from tests.e2e.serve_helpers import Server
+
+pytestmark = pytest.mark.e2e
+
+NVR = "34020000001180000001"
+NAMES = ["大门口", "停车场东", "仓库北侧"]  # GB2312 Chinese names, one item per MESSAGE (Hikvision NVR style)
+
+
+def channel(n: int) -> str:
+    return f"3402000000131{n:07d}"
+
+
+def packet(sn: int, sum_num: int, items: list[tuple[str, str]]) -> bytes:
+    """A Catalog Response body in GB2312 with CRLF line ends, as an NVR sends it."""
+    xml = [
+        '<?xml version="1.0" encoding="GB2312"?>', "<Response>", "<CmdType>Catalog</CmdType>", f"<SN>{sn}</SN>",
+        f"<DeviceID>{NVR}</DeviceID>", f"<SumNum>{sum_num}</SumNum>", f'<DeviceList Num="{len(items)}">',
+    ]  # fmt: skip
+    for channel_id, name in items:
+        xml += [
+            "<Item>", f"<DeviceID>{channel_id}</DeviceID>", f"<Name>{name}</Name>",
+            "<Manufacturer>Hikvision</Manufacturer>", "<Model>IP Camera</Model>", "<Owner>Owner</Owner>",
+            "<CivilCode>340200</CivilCode>", "<Address>Address</Address>", "<Parental>0</Parental>",
+            f"<ParentID>{NVR}</ParentID>", "<SafetyWay>0</SafetyWay>", "<RegisterWay>1</RegisterWay>",
+            "<Secrecy>0</Secrecy>", "<Status>ON</Status>", "</Item>",
+        ]  # fmt: skip
+    xml += ["</DeviceList>", "</Response>", ""]
+    return "\r\n".join(xml).encode("gb2312")
+
+
+async def sync(srv: Server, device: RawDevice, packets: list[list[tuple[str, str]]], sum_num: int) -> dict:
+    """Run `gb28181 catalog sync --wait` while the device answers the query with these packets, serially."""
+    args = ("catalog", "sync", NVR, "--wait", "--json", "--admin", srv.admin, "--db", str(srv.db))
+    cli = asyncio.create_task(run_tool(PYTHON, "-m", "cli", *args, timeout=60))
+    query = await device.next_request(timeout=20)
+    assert b"<CmdType>Catalog</CmdType>" in query and b"<Query>" in query
+    sn = int(re.search(rb"<SN>(\d+)</SN>", query).group(1))  # type: ignore[union-attr]
+    for items in packets:
+        assert await device.message(packet(sn, sum_num, items)) == 200
+    rc, out, err = await cli
+    assert rc == 0, err
+    return json.loads(out)
+
+
+async def test_a_three_packet_gb2312_catalog_lands_intact_and_a_stray_packet_does_not_shrink_it(tmp_path):
+    srv = Server(tmp_path, sip_extra='password = "12345678"', extra="[catalog]\ninter_packet_timeout = 3\n")
+    await srv.start()
+    device = await RawDevice.start(NVR, "12345678", ("127.0.0.1", srv.sip_port))
+    try:
+        assert await device.register() == 200
+        three = [[(channel(n + 1), name)] for n, name in enumerate(NAMES)]
+        summary = await sync(srv, device, three, 3)
+        assert (summary["state"], summary["received"], summary["packets"], summary["added"]) == ("complete", 3, 3, 3)
+        listed = await srv.cli("channels", "--device", NVR)
+        assert [(c["id"], c["name"]) for c in listed] == [(channel(n + 1), name) for n, name in enumerate(NAMES)]
+        assert {c["kind"] for c in listed} == {"video"} and {c["status"] for c in listed} == {"online"}
+        assert listed[0]["parent_ids"] == [NVR] and listed[0]["civil_code"] == "340200"
+
+        # a stray SumNum=1 packet with another SN (the device pushing one change): updates, never shrinks
+        assert await device.message(packet(999_999, 1, [(channel(2), "停车场东门")])) == 200
+        for _ in range(50):
+            listed = await srv.cli("channels", "--device", NVR)
+            if listed[1]["name"] == "停车场东门":
+                break
+            await asyncio.sleep(0.1)
+        assert [c["name"] for c in listed] == ["大门口", "停车场东门", "仓库北侧"]
+
+        # a complete answer to our own query without channel 3 removes it
+        summary = await sync(srv, device, [[(channel(1), NAMES[0]), (channel(2), NAMES[1])]], 2)
+        assert (summary["state"], summary["removed"], summary["updated"]) == ("complete", 1, 2)
+        assert [c["id"] for c in await srv.cli("channels", "--device", NVR)] == [channel(1), channel(2)]
+
+        # a partial answer (2 of 3, then silence) adds what came and removes nothing
+        summary = await sync(srv, device, [[(channel(4), "新增一")]], 3)
+        assert (summary["state"], summary["reason"], summary["removed"]) == ("partial", "inter-packet timeout", 0)
+        assert len(await srv.cli("channels", "--device", NVR)) == 3
+        events = [e["event"] for e in await srv.cli("events", "--device", channel(3))]
+        assert events == ["channel-added", "channel-removed"]
+    finally:
+        device.close()
+        await srv.stop()
