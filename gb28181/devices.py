@@ -8,6 +8,7 @@ All times are passed in: ``wall`` for what is stored, ``mono`` for deadlines.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from gb28181.keepalive import EXPIRED, Liveness, LivenessPolicy
 from registry.batching import GroupCommitter, PeriodicBatcher
 from registry.models import OFFLINE, ONLINE, Device, Keepalive, Registration, StatusEvent
-from registry.store import RegistryStore
+from registry.store import RegistryStore, StoreError
 
 log = logging.getLogger("gb28181.devices")
 
@@ -41,6 +42,8 @@ class DeviceService:
         # "tcp:ip:port" -> device IDs on that connection (one per camera; many behind a lower platform or SIPp)
         self.by_peer: dict[str, set[str]] = {}
         self.counters: dict[str, int] = {}
+        self._dark: dict[str, set[str]] = {}  # channels taken offline because their device went offline
+        self._tasks: set[asyncio.Task[None]] = set()
         self._registrations = GroupCommitter(store.save_registrations)
         self._keepalives: PeriodicBatcher[Keepalive] = PeriodicBatcher(
             store.save_keepalives, batch_interval, key=lambda k: k.device_id
@@ -75,6 +78,8 @@ class DeviceService:
         self._statuses.start()
 
     async def stop(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._events.add(StatusEvent(self.wall(), "platform", "platform-stop", kind="platform"))
         await self._registrations.close()
         for batcher in (self._keepalives, self._statuses, self._events):
@@ -129,6 +134,7 @@ class DeviceService:
             if came_online or not was_registered:
                 why = "new device" if created else ("refresh after offline" if was_registered else "")
                 self._events.add(StatusEvent(reg.at, device.id, "registered", reason=why))
+                self._channels_follow(device.id, True)
             if moved:
                 self.count("address-changed")
                 self._events.add(StatusEvent(reg.at, device.id, "address-changed", reason=reg.address))
@@ -137,6 +143,7 @@ class DeviceService:
             device.expires, device.expires_at, device.status = 0, None, OFFLINE
             self._statuses.add((device.id, OFFLINE))
             self._events.add(StatusEvent(reg.at, device.id, "unregistered", reason="online" if was_online else ""))
+            self._channels_follow(device.id, False)
 
     def keepalive(self, device_id: str, transport: str, address: str, peer_key: str) -> str | None:
         """A keepalive from a registered device. Returns None when accepted, else why it is refused."""
@@ -189,6 +196,38 @@ class DeviceService:
         self._statuses.add((device.id, status))
         self._events.add(StatusEvent(self.wall(), device.id, event, reason=reason))
         log.info("device %s %s: %s %s", device.id, status, event, reason)
+        self._channels_follow(device.id, status == ONLINE)
+
+    def _channels_follow(self, device_id: str, online: bool) -> None:
+        """A device going offline takes its online channels offline (event channel-device-offline); when it
+        comes back, the channels it took down come back (DECISIONS.md: Status events)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous unit test): nothing to schedule
+            return
+        task = loop.create_task(self._follow(device_id, online))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _follow(self, device_id: str, online: bool) -> None:
+        try:
+            if online:
+                ids = self._dark.pop(device_id, set())
+                changes = [(device_id, cid, ONLINE) for cid in sorted(ids)]
+                event, why = "channel-on", "device online"
+            else:
+                channels = await self.store.list_channels(device_id=device_id, status=ONLINE)
+                changes = [(device_id, c.id, OFFLINE) for c in channels]
+                self._dark.setdefault(device_id, set()).update(c.id for c in channels)
+                event, why = "channel-device-offline", "device offline"
+            if changes:
+                await self.store.set_channel_status(changes)
+                now = self.wall()
+                for _, cid, _ in changes:
+                    self._events.add(StatusEvent(now, cid, event, kind="channel", reason=why))
+        except StoreError as exc:
+            log.error("channels of %s not updated after the device went %s: %s", device_id,
+                      "online" if online else "offline", exc)  # fmt: skip
 
     # ------------------------------------------------------------------ operator actions
     OPERATOR_FIELDS = (

@@ -91,3 +91,37 @@ async def test_a_three_packet_gb2312_catalog_lands_intact_and_a_stray_packet_doe
     finally:
         device.close()
         await srv.stop()
+
+
+KEEPALIVE = (
+    '<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>9</SN>\r\n'
+    f"<DeviceID>{NVR}</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n"
+).encode()
+
+
+async def test_channels_follow_their_device_offline_and_back(tmp_path):
+    srv = Server(tmp_path, sip_extra='password = "12345678"', extra="[keepalive]\ninterval = 2\nmax_missed = 2\n")
+    await srv.start()
+    device = await RawDevice.start(NVR, "12345678", ("127.0.0.1", srv.sip_port))
+    try:
+        assert await device.register() == 200
+        summary = await sync(srv, device, [[(channel(1), "大门口"), (channel(2), "停车场东")]], 2)
+        assert summary["added"] == 2
+        assert {c["status"] for c in await srv.cli("channels", "--device", NVR)} == {"online"}
+        # silence: the device's keepalive window (4 s) lapses and its channels go dark with it
+        for _ in range(100):
+            if {c["status"] for c in await srv.cli("channels", "--device", NVR)} == {"offline"}:
+                break
+            await asyncio.sleep(0.2)
+        assert {c["status"] for c in await srv.cli("channels", "--device", NVR)} == {"offline"}
+        assert await device.message(KEEPALIVE) == 200
+        for _ in range(50):
+            if {c["status"] for c in await srv.cli("channels", "--device", NVR)} == {"online"}:
+                break
+            await asyncio.sleep(0.1)
+        assert {c["status"] for c in await srv.cli("channels", "--device", NVR)} == {"online"}
+        events = [e["event"] for e in await srv.cli("events", "--device", channel(1))]
+        assert events == ["channel-added", "channel-device-offline", "channel-on"]
+    finally:
+        device.close()
+        await srv.stop()
