@@ -336,6 +336,60 @@ def channels(device_id: str | None, status: str | None, civil_code: str | None, 
     _print_table(rows, ["device_id", "id", "name", "kind", "status", "civil_code", "point_class"])
 
 
+@main.group()
+def channel() -> None:
+    """Fix what a channel reported, locally (names, coordinates, civil code, point class)."""
+
+
+@channel.command("set")
+@click.argument("channel_id")
+@click.option("--device", "device_id", help="The channel's device (needed when the ID is on several devices).")
+@click.option("--name", help="Name to show (empty string: back to the reported one).")
+@click.option("--lon", type=click.FloatRange(-180, 180), help="Longitude (WGS84).")
+@click.option("--lat", type=click.FloatRange(-90, 90), help="Latitude (WGS84).")
+@click.option("--civil-code", help="Civil (administrative) code, 2 to 8 digits.")
+@click.option("--point-class", type=click.Choice(["1", "2", "3", "9"]), help="一类/二类/三类 point, 9 = other.")
+@click.option("--clear", multiple=True, type=click.Choice(["name", "coordinates", "civil-code", "point-class"]),
+              help="Drop a local override (repeatable).")  # fmt: skip
+@json_option
+@admin_option
+@db_option
+def channel_set(channel_id: str, device_id: str | None, name: str | None, lon: float | None, lat: float | None,
+                civil_code: str | None, point_class: str | None, clear: tuple[str, ...], as_json: bool,
+                admin_url: str, db: str) -> None:  # fmt: skip
+    """Override how CHANNEL is shown and reported upwards; the device's own report is kept."""
+    client = _client(admin_url, db)
+    if device_id is None:
+        matches = [c for c in client.call("GET", "/api/channels") if c["id"] == channel_id]
+        if not matches:
+            raise click.ClickException(f"no channel {channel_id}")
+        if len(matches) > 1:
+            devices = ", ".join(c["device_id"] for c in matches)
+            raise click.ClickException(f"channel {channel_id} is on several devices ({devices}): pass --device")
+        device_id = matches[0]["device_id"]
+    body: dict[str, Any] = {}
+    if name is not None:
+        body["name"] = name or None
+    if (lon is None) != (lat is None):
+        raise click.UsageError("give --lon and --lat together")
+    if lon is not None:
+        body["longitude"], body["latitude"] = lon, lat
+    if civil_code is not None:
+        if not (civil_code.isascii() and civil_code.isdigit() and len(civil_code) in (2, 4, 6, 8)):
+            raise click.UsageError("--civil-code must be 2, 4, 6 or 8 digits")
+        body["civil_code"] = civil_code
+    if point_class is not None:
+        body["point_class"] = int(point_class)
+    for what in clear:
+        for key in {"coordinates": ("longitude", "latitude")}.get(what, (what.replace("-", "_"),)):
+            body[key] = None
+    if not body:
+        raise click.UsageError("nothing to set: give at least one option")
+    path = f"/api/channels/{urllib.parse.quote(device_id)}/{urllib.parse.quote(channel_id)}"
+    row = client.call("PATCH", path, body)
+    click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"updated {channel_id}: {row['name']}")
+
+
 @main.command()
 @click.option("--device", "device_id", help="Only this device (or channel, or 'platform').")
 @click.option("--since", help="ISO time, epoch seconds, or -1h / -30m / -2d.")

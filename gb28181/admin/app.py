@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import zoneinfo
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from gb28181.admin.views import apply_settings, device_json, event_json, parse_t
 from gb28181.channels import channel_json
 from gb28181.ids import GbId, InvalidId
 from gb28181.sn import QueryError
-from registry.models import Device
+from registry.models import VIDEO, Device
 from registry.store import StoreError
 
 log = logging.getLogger("gb28181.admin")
@@ -71,6 +72,7 @@ class AdminApi:
         app.router.add_get("/api/devices/{id}/{verb:info|status|config}", self.query_device)
         app.router.add_post("/api/devices/{id}/catalog", self.catalog_sync)
         app.router.add_get("/api/channels", self.list_channels)
+        app.router.add_patch("/api/channels/{device}/{id}", self.set_channel)
         app.router.add_get("/api/events", self.events)
         app.router.add_get("/api/stats", self.stats)
         return app
@@ -146,8 +148,9 @@ class AdminApi:
         if status not in (None, "online", "offline"):
             return _error(400, "status must be online or offline")
         now = self.platform.wall()
+        counts = Counter(c.device_id for c in await self.platform.store.list_channels() if c.kind == VIDEO)
         out = [
-            device_json(d, self.tz, now)
+            device_json(d, self.tz, now, channel_count=counts[d.id])
             for _, d in sorted(self.devices.devices.items())
             if status is None or d.status == status
         ]
@@ -163,7 +166,8 @@ class AdminApi:
 
     async def show_device(self, request: web.Request) -> web.Response:
         device = self._device_or_404(request.match_info["id"])
-        return web.json_response(device_json(device, self.tz, self.platform.wall()))
+        count = await self.platform.store.count_video_channels(device.id)
+        return web.json_response(device_json(device, self.tz, self.platform.wall(), channel_count=count))
 
     async def add_device(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
@@ -236,6 +240,26 @@ class AdminApi:
             device_id=q.get("device") or None, status=status, civil_code_prefix=q.get("civil_code") or None
         )
         return web.json_response([channel_json(c) for c in channels])
+
+    async def set_channel(self, request: web.Request) -> web.Response:
+        """Local overrides of what a channel reported (DECISIONS.md: Overrides): name, longitude, latitude,
+        civil_code, point_class; null clears one."""
+        body = await self._json_body(request)
+        allowed = {"name", "longitude", "latitude", "civil_code", "point_class"}
+        unknown = set(body) - allowed
+        if unknown:
+            return _error(
+                400, f"unknown settings: {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})"
+            )
+        try:
+            changed = await self.platform.store.set_channel_overrides(
+                request.match_info["device"], request.match_info["id"], **{f"override_{k}": v for k, v in body.items()}
+            )
+        except KeyError:
+            return _error(404, f"no channel {request.match_info['id']} on device {request.match_info['device']}")
+        except (ValueError, TypeError) as exc:
+            return _error(400, str(exc))
+        return web.json_response(channel_json(changed))
 
     async def events(self, request: web.Request) -> web.Response:
         q = request.query

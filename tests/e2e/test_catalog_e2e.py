@@ -67,6 +67,17 @@ async def test_a_three_packet_gb2312_catalog_lands_intact_and_a_stray_packet_doe
         assert [(c["id"], c["name"]) for c in listed] == [(channel(n + 1), name) for n, name in enumerate(NAMES)]
         assert {c["kind"] for c in listed} == {"video"} and {c["status"] for c in listed} == {"online"}
         assert listed[0]["parent_ids"] == [NVR] and listed[0]["civil_code"] == "340200"
+        (nvr,) = [d for d in await srv.cli("devices") if d["id"] == NVR]
+        assert nvr["channel_count"] == 3
+        # the operator fixes naming and annotation locally; later syncs keep it
+        fixed = await srv.cli("channel", "set", channel(1), "--name", "东大门", "--lon", "117.25", "--lat", "31.83",
+                              "--point-class", "1")  # fmt: skip
+        assert (fixed["name"], fixed["longitude"], fixed["latitude"], fixed["point_class"]) == (
+            "东大门",
+            117.25,
+            31.83,
+            1,
+        )
 
         # a stray SumNum=1 packet with another SN (the device pushing one change): updates, never shrinks
         assert await device.message(packet(999_999, 1, [(channel(2), "停车场东门")])) == 200
@@ -75,12 +86,14 @@ async def test_a_three_packet_gb2312_catalog_lands_intact_and_a_stray_packet_doe
             if listed[1]["name"] == "停车场东门":
                 break
             await asyncio.sleep(0.1)
-        assert [c["name"] for c in listed] == ["大门口", "停车场东门", "仓库北侧"]
+        assert [c["name"] for c in listed] == ["东大门", "停车场东门", "仓库北侧"]  # channel 1: the local override
 
         # a complete answer to our own query without channel 3 removes it
         summary = await sync(srv, device, [[(channel(1), NAMES[0]), (channel(2), NAMES[1])]], 2)
         assert (summary["state"], summary["removed"], summary["updated"]) == ("complete", 1, 2)
-        assert [c["id"] for c in await srv.cli("channels", "--device", NVR)] == [channel(1), channel(2)]
+        after = await srv.cli("channels", "--device", NVR)
+        assert [c["id"] for c in after] == [channel(1), channel(2)]
+        assert (after[0]["name"], after[0]["point_class"]) == ("东大门", 1)  # the override survived the sync
 
         # a partial answer (2 of 3, then silence) adds what came and removes nothing
         summary = await sync(srv, device, [[(channel(4), "新增一")]], 3)
