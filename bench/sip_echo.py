@@ -227,6 +227,8 @@ class OurServer(Server):
         config.write_text(
             f'[sip]\nlisten = ["udp://{addr}", "tcp://{addr}"]\npassword = "12345678"\nqop = {str(qop).lower()}\n'
             f'[registry]\ndatabase = "{outdir / "serve.db"}"\n[admin]\nlisten = "127.0.0.1:{admin}"\n'
+            # SIPp devices do not answer catalog queries: unanswered ones would be retransmitted for 32 s each
+            "[catalog]\nsync_on_register = false\n"
         )
         cmd = [sys.executable, "-m", "cli", "serve", "--config", str(config), "--log-level", "warning"]
         self.stderr_path = outdir / "serve.stderr"

@@ -82,6 +82,7 @@ class RegistryConfig:
 class CatalogConfig:
     inter_packet_timeout: float = 5.0  # silence after which a started catalog answer commits as partial
     first_packet_timeout: float = 120.0  # a lower platform may take minutes to start answering
+    sync_on_register: bool = True  # ask every device that (re)registers for its catalog
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,7 @@ class Platform:
             event.request.headers.get("user-agent") or "",
             d.gb_version or "",
         )
+        fresh = bool(d.expires) and not self.devices.is_registered(d.device_id)
         try:
             await self.devices.register(reg, str(peer))
         except StoreError as exc:
@@ -221,6 +222,16 @@ class Platform:
             return
         log.info("REGISTER %s from %s: 200 %s expires=%s", d.device_id, peer, d.outcome, d.expires)
         self._reply_late(event, 200, list(d.headers))
+        if fresh and self.cfg.catalog.sync_on_register:
+            self._spawn(self._sync_after_register(d.device_id))
+
+    async def _sync_after_register(self, device_id: str) -> None:
+        """A device that (re)registers is asked for its catalog (GB/T 28181 §9.5 practice: WVP, Monibuca)."""
+        await asyncio.sleep(0.5)  # let the device finish its own registration handling first
+        try:
+            await self.catalog_sync(device_id, wait=False)
+        except QueryError as exc:
+            log.info("catalog query after %s registered failed: %s", device_id, exc.reason)
 
     def _reply_late(self, event: RequestReceived, status: int, headers: list[tuple[str, str]]) -> None:
         try:

@@ -21,6 +21,8 @@ class Server:
     sip_port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=lambda: free_port(socket.SOCK_STREAM))
     extra: str = ""  # whole extra sections
+    # lines for [catalog]: SIPp devices do not answer catalog queries, so tests opt in to the automatic sync
+    catalog_extra: str = "sync_on_register = false"
     sip_extra: str = ""  # lines for [sip]
     proc: asyncio.subprocess.Process | None = None
     log_path: Path | None = None
@@ -48,6 +50,8 @@ listen = ["udp://127.0.0.1:{self.sip_port}", "tcp://127.0.0.1:{self.sip_port}"]
 database = "{self.db}"
 [admin]
 listen = "127.0.0.1:{self.admin_port}"
+[catalog]
+{self.catalog_extra}
 {self.extra}
 """
         )

@@ -55,7 +55,9 @@ async def sync(srv: Server, device: RawDevice, packets: list[list[tuple[str, str
 
 
 async def test_a_three_packet_gb2312_catalog_lands_intact_and_a_stray_packet_does_not_shrink_it(tmp_path):
-    srv = Server(tmp_path, sip_extra='password = "12345678"', extra="[catalog]\ninter_packet_timeout = 3\n")
+    srv = Server(
+        tmp_path, sip_extra='password = "12345678"', catalog_extra="sync_on_register = false\ninter_packet_timeout = 3"
+    )
     await srv.start()
     device = await RawDevice.start(NVR, "12345678", ("127.0.0.1", srv.sip_port))
     try:
@@ -135,6 +137,30 @@ async def test_channels_follow_their_device_offline_and_back(tmp_path):
         assert {c["status"] for c in await srv.cli("channels", "--device", NVR)} == {"online"}
         events = [e["event"] for e in await srv.cli("events", "--device", channel(1))]
         assert events == ["channel-added", "channel-device-offline", "channel-on"]
+    finally:
+        device.close()
+        await srv.stop()
+
+
+async def test_a_device_that_registers_is_asked_for_its_catalog(tmp_path):
+    srv = Server(tmp_path, sip_extra='password = "12345678"', catalog_extra="sync_on_register = true")
+    await srv.start()
+    device = await RawDevice.start(NVR, "12345678", ("127.0.0.1", srv.sip_port))
+    try:
+        assert await device.register() == 200
+        query = await device.next_request(timeout=20)  # nobody asked: the platform did by itself
+        assert b"<CmdType>Catalog</CmdType>" in query
+        sn = int(re.search(rb"<SN>(\d+)</SN>", query).group(1))  # type: ignore[union-attr]
+        assert await device.message(packet(sn, 1, [(channel(7), "东门")])) == 200
+        for _ in range(50):
+            listed = await srv.cli("channels", "--device", NVR)
+            if listed:
+                break
+            await asyncio.sleep(0.1)
+        assert [(c["id"], c["name"]) for c in listed] == [(channel(7), "东门")]
+        assert await device.register() == 200  # a refresh while registered asks nothing more
+        with pytest.raises(TimeoutError):
+            await device.next_request(timeout=1.5)
     finally:
         device.close()
         await srv.stop()
