@@ -17,6 +17,21 @@ from dataclasses import dataclass, field
 
 from sip.dialog import DIALOG_METHODS, Dialog, DialogTable
 from sip.errors import LocalProtocolError, RemoteProtocolError
+from sip.events import (
+    AckReceived,
+    AckTimeout,
+    CancelReceived,
+    ConnectionBroken,
+    ConnectionClosed,
+    Event,
+    MessageRejected,
+    Peer,
+    RequestReceived,
+    ResponseReceived,
+    TransactionFailed,
+    Transmit,
+    TxKey,
+)
 from sip.headers import Headers, header_key, split_commas
 from sip.limits import DEFAULT_LIMITS, Limits
 from sip.message import CARRIED_VIEWS, REASONS, Request, Response, make_response, new_branch, new_tag, warning_value
@@ -35,125 +50,6 @@ from sip.transaction import (
     TransportFailed,
 )
 from sip.via import MAGIC_COOKIE, Via, parse_via
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """A remote transport address. For streams it also names the connection."""
-
-    transport: str  # "UDP" or "TCP"
-    host: str
-    port: int
-
-    @property
-    def reliable(self) -> bool:
-        return self.transport != "UDP"
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.transport.lower()}:{host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class Transmit:
-    """Bytes for the adapter to send; ``close`` asks it to close that stream connection instead."""
-
-    data: bytes
-    peer: Peer
-    close: bool = False
-
-
-# Events for the application.
-@dataclass(frozen=True, slots=True)
-class RequestReceived:
-    request: Request
-    peer: Peer
-    tx: TxKey | None  # answer with Endpoint.respond(tx, ...); None for ACK
-    dialog: Dialog | None = None
-    local: tuple[str, int] | None = None  # our address the request arrived on, when the adapter knows it
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseReceived:
-    response: Response
-    request: Request
-    peer: Peer
-    tx: TxKey
-    dialog: Dialog | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionFailed:
-    """No final response: timer B/F fired (``reason='timeout'``) or the transport failed."""
-
-    request: Request
-    peer: Peer
-    tx: TxKey
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class AckReceived:
-    """The ACK for a 2xx we sent to an INVITE (RFC 3261 §13.3.1.4)."""
-
-    request: Request
-    dialog: Dialog | None
-    peer: Peer
-
-
-@dataclass(frozen=True, slots=True)
-class AckTimeout:
-    """No ACK came for our 2xx within 64*T1: the application should send BYE (§13.3.1.4)."""
-
-    dialog: Dialog
-
-
-@dataclass(frozen=True, slots=True)
-class CancelReceived:
-    """A CANCEL matched a pending INVITE; the endpoint already answered 200 and 487 (§9.2)."""
-
-    invite: Request
-    tx: TxKey
-    peer: Peer
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRejected:
-    """A message the stack refused. ``status`` is the answer sent, or None if it was dropped."""
-
-    peer: Peer
-    reason: str
-    status: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    """A stream connection went away (closed by the peer, reset, idle timeout or our own close)."""
-
-    peer: Peer
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionBroken:
-    """A stream's framing broke beyond repair; the endpoint asked the adapter to close it."""
-
-    peer: Peer
-    reason: str
-
-
-Event = (
-    RequestReceived
-    | ResponseReceived
-    | TransactionFailed
-    | AckReceived
-    | AckTimeout
-    | CancelReceived
-    | MessageRejected
-    | ConnectionClosed
-    | ConnectionBroken
-)
-
-TxKey = tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -187,6 +83,25 @@ class _ClientInfo:
     cancel_pending: bool = False
     extra: dict[str, object] = field(default_factory=dict)
     answered: set[str] = field(default_factory=set)  # To tags of the 2xx (to INVITE) already taken
+
+
+__all__ = [
+    "AckReceived",
+    "AckTimeout",
+    "CancelReceived",
+    "ConnectionBroken",
+    "ConnectionClosed",
+    "Endpoint",
+    "EndpointConfig",
+    "Event",
+    "MessageRejected",
+    "Peer",
+    "RequestReceived",
+    "ResponseReceived",
+    "TransactionFailed",
+    "Transmit",
+    "TxKey",
+]
 
 
 class Endpoint:
