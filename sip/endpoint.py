@@ -62,6 +62,7 @@ class EndpointConfig:
     auto_trying: bool = True  # answer INVITE with 100 at once (§17.2.1)
     auto_ack: bool = True  # ACK every 2xx to our INVITEs (§13.2.2.4)
     max_transactions: int = 500_000
+    overload_retry_after: int = 5  # seconds, in the 503 sent while overloaded
 
 
 @dataclass
@@ -134,7 +135,10 @@ class Endpoint:
             "rejected": 0,
             "dropped": 0,
             "keepalives": 0,
+            "overload_rejected": 0,
         }
+        # Set by the IO adapter when it cannot keep up (event-loop lag): new requests then get 503 + Retry-After.
+        self.overloaded = False
 
     # ------------------------------------------------------------------ adapter side
     def receive(self, data: bytes, peer: Peer, now: float, local: tuple[str, int] | None = None) -> None:
@@ -415,6 +419,14 @@ class Endpoint:
         server.key = key  # type: ignore[attr-defined]
         self._server[key] = server
         self._server_peer[key] = peer if peer.reliable else _response_peer(via, peer)
+        if self.overloaded and req.method != "CANCEL" and not req.to.tag:
+            # RFC 3261 §21.5.4: 503 with Retry-After while the adapter reports overload. Only new out-of-dialog
+            # requests: retransmissions, ACKs, CANCELs and in-dialog requests keep being served, so work already
+            # started finishes instead of collapsing under retransmissions.
+            self.stats["overload_rejected"] += 1
+            retry = str(self.config.overload_retry_after)
+            self.respond(key, make_response(req, 503, to_tag=new_tag(), headers=[("Retry-After", retry)]), now)
+            return
         if req.method == "CANCEL":
             self._on_cancel(req, key, via, peer, now)
             return

@@ -63,7 +63,10 @@ class SipRunner:
         *,
         tcp_idle_timeout: float = 900.0,
         tcp_connect_timeout: float = 5.0,
+        overload_lag: float | None = None,
     ) -> None:
+        """``overload_lag``: when the event loop runs this many seconds late, the endpoint is told it is
+        overloaded (new requests get 503 + Retry-After) until the lag falls under a fifth of it; None: never."""
         self.endpoint = endpoint
         self.handler = handler
         self.loop = asyncio.get_event_loop()
@@ -83,6 +86,28 @@ class SipRunner:
         self._rejected_logged = 0
         if endpoint.local_address is None:
             endpoint.local_address = self.local_address
+        self.overload_lag = overload_lag
+        self._lag_handle: asyncio.TimerHandle | None = None
+        if overload_lag is not None:
+            self._watch_lag(self.loop.time())
+
+    _LAG_PERIOD = 0.1
+
+    def _watch_lag(self, expected: float) -> None:
+        """Measure how late the loop runs a timer; flip the endpoint's overload flag with hysteresis."""
+        if self._closing or self.overload_lag is None:
+            return
+        lag = self.loop.time() - expected
+        endpoint = self.endpoint
+        if not endpoint.overloaded and lag > self.overload_lag:
+            endpoint.overloaded = True
+            log.warning("event loop %.0f ms late: answering new requests 503 until it catches up", lag * 1000)
+        elif endpoint.overloaded and lag < self.overload_lag / 5:
+            endpoint.overloaded = False
+            log.warning("caught up: accepting new requests again (%d refused meanwhile in total)",
+                        endpoint.stats["overload_rejected"])  # fmt: skip
+        nxt = self.loop.time() + self._LAG_PERIOD
+        self._lag_handle = self.loop.call_at(nxt, self._watch_lag, nxt)
 
     # ------------------------------------------------------------------ listening
     async def listen_udp(self, host: str, port: int) -> tuple[str, int]:
@@ -258,6 +283,8 @@ class SipRunner:
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._lag_handle is not None:
+            self._lag_handle.cancel()
         if self._idle_task is not None:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
