@@ -72,6 +72,9 @@ class SipConfig:
     t1: float = 0.5
     query_timeout: float = 10.0  # seconds a device has to answer a query (MANSCDP Response)
     overload_lag: float = 0.5  # event-loop lag (s) above which new requests get 503 + Retry-After; 0: never
+    # bytes of unread UDP requests above which new requests get 503 (Linux); 0: off. Off by default: under
+    # SIPp's fixed-rate load it lowered goodput (bench/RESULTS.md); real devices back off, unmeasured yet.
+    overload_backlog: int = 0
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("[sip] t1 must be between 0.01 and 10 seconds")
     if not (s.overload_lag == 0 or 0.05 <= s.overload_lag <= 60):
         raise ConfigError("[sip] overload_lag must be 0 (off) or between 0.05 and 60 seconds")
+    if s.overload_backlog < 0:
+        raise ConfigError("[sip] overload_backlog must be 0 (off) or a number of bytes")
     if not 0.1 <= s.query_timeout <= 600:
         raise ConfigError("[sip] query_timeout must be between 0.1 and 600 seconds")
     if not s.listen:

@@ -495,7 +495,12 @@ async def run(
     loop = asyncio.get_running_loop()
     platform = Platform(cfg, sec, store, wall=time.time, mono=loop.time, batch_interval=batch_interval)
     await platform.devices.start()
-    runner = SipRunner(platform.endpoint, platform.handle, overload_lag=cfg.sip.overload_lag or None)
+    runner = SipRunner(
+        platform.endpoint,
+        platform.handle,
+        overload_lag=cfg.sip.overload_lag or None,
+        overload_backlog=cfg.sip.overload_backlog or None,
+    )
     platform.runner = runner
     if cfg.sip.advertise:  # DECISIONS.md: Advertised addresses (a platform behind NAT or with several IPs)
         advertised = cfg.sip.advertise

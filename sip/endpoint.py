@@ -419,10 +419,10 @@ class Endpoint:
         server.key = key  # type: ignore[attr-defined]
         self._server[key] = server
         self._server_peer[key] = peer if peer.reliable else _response_peer(via, peer)
-        if self.overloaded and req.method != "CANCEL" and not req.to.tag:
+        if self.overloaded and req.method != "CANCEL" and not req.to.tag and not _answers_a_challenge(req):
             # RFC 3261 §21.5.4: 503 with Retry-After while the adapter reports overload. Only new out-of-dialog
-            # requests: retransmissions, ACKs, CANCELs and in-dialog requests keep being served, so work already
-            # started finishes instead of collapsing under retransmissions.
+            # requests: retransmissions, ACKs, CANCELs, in-dialog requests and requests answering our digest
+            # challenge keep being served, so work already started finishes instead of being thrown away.
             self.stats["overload_rejected"] += 1
             retry = str(self.config.overload_retry_after)
             self.respond(key, make_response(req, 503, to_tag=new_tag(), headers=[("Retry-After", retry)]), now)
@@ -734,6 +734,11 @@ def _tag_of(server: ServerTransaction) -> str | None:
     if last is not None:
         return last.to.tag
     return None
+
+
+def _answers_a_challenge(req: Request) -> bool:
+    headers = req.headers
+    return "authorization" in headers or "proxy-authorization" in headers
 
 
 def _server_key(req: Request, via: Via) -> TxKey:

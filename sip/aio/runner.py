@@ -64,9 +64,11 @@ class SipRunner:
         tcp_idle_timeout: float = 900.0,
         tcp_connect_timeout: float = 5.0,
         overload_lag: float | None = None,
+        overload_backlog: int | None = None,
     ) -> None:
-        """``overload_lag``: when the event loop runs this many seconds late, the endpoint is told it is
-        overloaded (new requests get 503 + Retry-After) until the lag falls under a fifth of it; None: never."""
+        """Overload (new requests get 503 + Retry-After) is on while the event loop runs ``overload_lag``
+        seconds late or, when set, ``overload_backlog`` bytes of datagrams wait unread in the kernel (1 MiB is
+        about 800 requests), and off once both fall under a fifth of that. ``overload_lag=None``: never."""
         self.endpoint = endpoint
         self.handler = handler
         self.loop = asyncio.get_event_loop()
@@ -87,6 +89,7 @@ class SipRunner:
         if endpoint.local_address is None:
             endpoint.local_address = self.local_address
         self.overload_lag = overload_lag
+        self.overload_backlog = overload_backlog
         self._lag_handle: asyncio.TimerHandle | None = None
         if overload_lag is not None:
             self._watch_lag(self.loop.time())
@@ -98,11 +101,14 @@ class SipRunner:
         if self._closing or self.overload_lag is None:
             return
         lag = self.loop.time() - expected
+        limit = self.overload_backlog
+        backlog = sum(b for proto in self._udp if (b := proto.backlog()) is not None) if limit else 0
         endpoint = self.endpoint
-        if not endpoint.overloaded and lag > self.overload_lag:
+        if not endpoint.overloaded and (lag > self.overload_lag or (limit and backlog > limit)):
             endpoint.overloaded = True
-            log.warning("event loop %.0f ms late: answering new requests 503 until it catches up", lag * 1000)
-        elif endpoint.overloaded and lag < self.overload_lag / 5:
+            log.warning("falling behind (loop %.0f ms late, %d bytes unread): answering new requests 503",
+                        lag * 1000, backlog)  # fmt: skip
+        elif endpoint.overloaded and lag < self.overload_lag / 5 and (not limit or backlog < limit / 5):
             endpoint.overloaded = False
             log.warning("caught up: accepting new requests again (%d refused meanwhile in total)",
                         endpoint.stats["overload_rejected"])  # fmt: skip

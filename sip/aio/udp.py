@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Callable
 
@@ -29,6 +30,26 @@ class UdpProtocol(asyncio.DatagramProtocol):
                 except OSError:
                     continue
             self.local = sock.getsockname()[:2]
+
+    def backlog(self) -> int | None:
+        """Bytes waiting in the kernel's receive queue (Linux /proc/net/udp ``rx_queue``; None elsewhere).
+
+        Requests wait there, unseen by the event loop, when the server falls behind: with a large buffer they
+        grow seconds old while the loop itself never runs late."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return None
+        try:
+            inode = str(os.fstat(sock.fileno()).st_ino)
+            table = "/proc/net/udp6" if sock.family == socket.AF_INET6 else "/proc/net/udp"
+            with open(table, encoding="ascii") as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[9] == inode:
+                        return int(fields[4].split(":")[1], 16)
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self._on_datagram(data, addr, self)

@@ -76,3 +76,31 @@ async def test_the_runner_flags_overload_when_its_loop_runs_late_and_recovers() 
         await runner.close()
     assert 503 in answered, answered  # refused while late
     assert answered[-1] == 200 and endpoint.overloaded is False  # and served again once caught up
+
+
+def test_a_request_answering_our_challenge_is_still_served() -> None:
+    h = Harness.make()
+    h.endpoint.overloaded = True
+    auth = ("Authorization", 'Digest username="x", realm="r", nonce="n", uri="sip:a@b", response="0"')
+    h.recv(raw_request("REGISTER", branch="z9hG4bK-auth", headers=(auth,)))
+    assert len(h.events()) == 1 and h.sent() == []  # the second half of a REGISTER already half done
+
+
+async def test_the_runner_sees_requests_piling_up_in_the_kernel() -> None:
+    """Linux: datagrams waiting unread count as overload when overload_backlog is set."""
+    endpoint = Endpoint()
+    runner = SipRunner(endpoint, lambda _e: None, overload_lag=30.0, overload_backlog=64 * 1024)
+    host, port = await runner.listen_udp("127.0.0.1", 0)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        proto = runner._udp[0]
+        if proto.backlog() is None:
+            return  # no /proc/net/udp here: nothing to measure
+        for n in range(200):  # sent while the loop is ours: none can be read yet
+            sock.sendto(raw_request("OPTIONS", branch=f"z9hG4bK-b{n}", call_id=f"b{n}"), (host, port))
+        assert proto.backlog() > 64 * 1024  # type: ignore[operator]
+        runner._watch_lag(asyncio.get_running_loop().time())  # one measurement, now
+        assert endpoint.overloaded is True
+    finally:
+        sock.close()
+        await runner.close()
