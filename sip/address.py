@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from sip.errors import RemoteProtocolError
 from sip.params import (
     Params,
+    find_unquoted,
     format_params,
     get_param,
     is_digits,
@@ -79,7 +80,7 @@ def parse_address(text: str) -> Address:
         return STAR
     if not text:
         raise RemoteProtocolError("empty address")
-    lt = _find_unquoted(text, "<")
+    lt = find_unquoted(text, "<")
     if lt >= 0:
         gt = text.find(">", lt)
         if gt < 0:
@@ -97,23 +98,3 @@ def parse_address(text: str) -> Address:
     if semi >= 0:
         return Address(parse_uri(text[:semi]), None, parse_params(text[semi + 1 :]))
     return Address(parse_uri(text))
-
-
-def _find_unquoted(text: str, ch: str) -> int:
-    if '"' not in text:
-        return text.find(ch)
-    quoted = False
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if quoted:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                quoted = False
-        elif c == '"':
-            quoted = True
-        elif c == ch:
-            return i
-        i += 1
-    return -1

@@ -27,26 +27,37 @@ def parse_params(text: str) -> Params:
     out2: list[tuple[str, str | None]] = []
     i, n = 0, len(text)
     while i < n:
-        j = i
-        quoted = False
-        while j < n:
-            ch = text[j]
-            if quoted:
-                if ch == "\\":
-                    j += 1
-                elif ch == '"':
-                    quoted = False
-            elif ch == '"':
-                quoted = True
-            elif ch == ";":
-                break
-            j += 1
+        j = find_unquoted(text, ";", i)
+        if j < 0:
+            j = n
         part = text[i:j].strip()
         if part:
             name, sep, value = part.partition("=")
             out2.append((name.strip(), value.strip() if sep else None))
         i = j + 1
     return tuple(out2)
+
+
+def find_unquoted(text: str, ch: str, start: int = 0) -> int:
+    """Index of the first ``ch`` at or after ``start`` outside quoted strings (RFC 3261 §25.1 quoted-pair
+    escapes honoured), or -1."""
+    if '"' not in text:
+        return text.find(ch, start)
+    quoted = False
+    i, n = start, len(text)
+    while i < n:
+        c = text[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c == ch:
+            return i
+        i += 1
+    return -1
 
 
 def format_params(params: Params) -> str:
