@@ -74,7 +74,9 @@ class Node:
         seqs, pairs = _fixups(type(self))
         for name in seqs:  # lists given by the caller become tuples
             value = getattr(self, name)
-            if not isinstance(value, tuple):
+            if isinstance(value, str):  # one value, not its characters ("BasicParam", not B/a/s/i/c...)
+                object.__setattr__(self, name, (value,))
+            elif not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
         for items, num in pairs:  # a list built without its Num gets its length (A.2.6: Num = items here)
             if getattr(self, num) is None and getattr(self, items):

@@ -665,3 +665,10 @@ def test_gb_names_whose_utf8_reading_is_unassigned(name: str) -> None:
     raw.decode("utf-8")  # the trap is real
     out = decode(raw)
     assert out.charset == "gb18030" and first_item(raw).name == name
+
+
+def test_a_single_string_for_a_sequence_field_is_one_value_not_its_characters() -> None:
+    from gb28181.manscdp.messages import ConfigDownloadQuery
+
+    body = encode(ConfigDownloadQuery(sn=5, device_id="34020000001320000001", config_type="BasicParam"))  # type: ignore[arg-type]
+    assert b"<ConfigType>BasicParam</ConfigType>" in body
