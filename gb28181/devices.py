@@ -201,6 +201,8 @@ class DeviceService:
     def _channels_follow(self, device_id: str, online: bool) -> None:
         """A device going offline takes its online channels offline (event channel-device-offline); when it
         comes back, the channels it took down come back (DECISIONS.md: Status events)."""
+        if online and device_id not in self._dark:
+            return  # nothing this device took down: the usual registration needs no task
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a synchronous unit test): nothing to schedule

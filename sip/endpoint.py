@@ -761,8 +761,8 @@ def _response_peer(via: Via, source: Peer) -> Peer:
 def _replace_top_via(req: Request, via: Via) -> Request:
     """The request with received/rport in its top Via (§18.2.1), keeping the views already parsed."""
     first = req.headers.get("via") or ""
-    rest = split_commas(first)[1:]
-    headers = req.headers.replace_first_value("via", ", ".join([str(via), *rest]))
+    rest = split_commas(first)[1:] if "," in first else ()
+    headers = req.headers.replace_first_value("via", ", ".join([str(via), *rest]) if rest else str(via))
     new = Request(req.method, req.uri, headers, req.body, req.version)
     cache = new.__dict__
     old = req.__dict__

@@ -66,16 +66,15 @@ def format_params(params: Params) -> str:
 
 def get_param(params: Params, name: str, default: str | None = None) -> str | None:
     """Value of a parameter (case-insensitive name); ``""`` for a flag present without value."""
-    low = name.lower()
     for k, v in params:
-        if k.lower() == low:
+        # Names are nearly always sent in the case we ask for: compare exactly first, fold case only if needed.
+        if k == name or (len(k) == len(name) and k.lower() == name.lower()):
             return "" if v is None else v
     return default
 
 
 def has_param(params: Params, name: str) -> bool:
-    low = name.lower()
-    return any(k.lower() == low for k, _ in params)
+    return any(k == name or (len(k) == len(name) and k.lower() == name.lower()) for k, _ in params)
 
 
 def set_param(params: Params, name: str, value: str | None) -> Params:

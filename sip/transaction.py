@@ -174,6 +174,8 @@ NIST_TABLE: dict[tuple[State, Input], tuple[State, tuple[str, ...]]] = {
 _TU_INPUTS = frozenset({In.SEND_1XX, In.SEND_2XX, In.SEND_FAIL})
 
 _TIMER_INPUT = {t: Input[f"TIMER_{t}"] for t in "ABDEFGHIJKLM"}
+# Table operation names -> method names, spelt once per distinct tuple of operations.
+_OPS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 def _classify_status(status: int) -> Input:
@@ -229,8 +231,11 @@ class Transaction:
         self._now = now
         self._pending = message
         self._out = []
-        for op in ops:
-            getattr(self, "_op_" + op)()
+        methods = _OPS.get(ops)
+        if methods is None:
+            methods = _OPS[ops] = tuple("_op_" + op for op in ops)
+        for op in methods:
+            getattr(self, op)()
         self.state = next_state
         if next_state is State.TERMINATED:
             self._deadlines.clear()

@@ -6,6 +6,7 @@ Other schemes (tel:, http:) are kept as opaque ``AbsoluteUri`` values.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from sip.errors import RemoteProtocolError
@@ -15,6 +16,9 @@ _HOST_BAD = frozenset(' \t<>"@,;?')
 _HEX6 = frozenset("0123456789abcdefABCDEF:.")
 _URI_BAD = frozenset(" \t<>")
 _SIP_URI_BAD = frozenset(" \t<>\r\n")
+# The shape nearly every GB/T 28181 URI has, ``sip:34020000001320000001@3402000000[:5060]``: read in one match.
+# Anything else (parameters, headers, a password, IPv6, odd characters) takes the general path below.
+_PLAIN = re.compile(r"(sips?|SIPS?|Sips?):([0-9A-Za-z\-_.!~*'()&=+$%]+)@([0-9A-Za-z\-.]+)(?::([0-9]{1,5}))?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,17 @@ def _port(text: str, whole: str) -> int:
 
 def parse_uri(text: str) -> SipUri | AbsoluteUri:
     """Parse a URI. Raises ``RemoteProtocolError`` (416 for a bad scheme, 400 otherwise)."""
+    m = _PLAIN.fullmatch(text)
+    if m is not None:
+        port = m.group(4)
+        if port is None:
+            return SipUri(m.group(1).lower(), m.group(3), m.group(2))
+        if int(port) <= 65535:
+            return SipUri(m.group(1).lower(), m.group(3), m.group(2), None, int(port))
+    return _parse_uri_general(text)
+
+
+def _parse_uri_general(text: str) -> SipUri | AbsoluteUri:
     text = text.strip()
     scheme, sep, rest = text.partition(":")
     if not sep or not scheme or not scheme[0].isalpha():

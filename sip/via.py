@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from ipaddress import ip_address
 
@@ -14,6 +15,9 @@ from sip.uri import parse_host_port
 
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7
 _TOKEN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+# ``SIP/2.0/UDP 192.168.1.64:5060;rport;branch=z9hG4bK...``: the shape devices send, read in one match; the
+# parameters must be plain (no quotes, no spaces). Anything else takes the general path in ``parse_via``.
+_PLAIN = re.compile(r"SIP/2\.0/(UDP|TCP|TLS) ([0-9A-Za-z\-.]+)(?::([0-9]{1,5}))?((?:;[^;\s\"=]+(?:=[^;\s\"]*)?)*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,10 @@ class Via:
         """
         params = self.params
         rport = has_param(params, "rport")
+        if rport and ("rport", None) in params and not has_param(params, "received"):
+            # The usual request: ";rport;branch=..." as the device sent it. One new tuple instead of two edits.
+            filled = tuple(("rport", str(port)) if kv == ("rport", None) else kv for kv in params)
+            return Via(self.transport, self.host, self.port, (*filled, ("received", host)), self.protocol)
         if rport or not _same_host(host, self.host):
             params = set_param(params, "received", host)
         if rport:
@@ -97,6 +105,16 @@ def parse_via(text: str) -> Via:
     ``sent-protocol`` is ``name SLASH version SLASH transport`` where SLASH may carry LWS (§25.1), and
     LWS separates it from ``sent-by`` (spaces or tabs; folding is already undone by the parser).
     """
+    m = _PLAIN.fullmatch(text)
+    if m is not None:
+        port = m.group(3)
+        if port is None or int(port) <= 65535:
+            params = m.group(4)
+            return Via(m.group(1), m.group(2), int(port) if port else None, parse_params(params[1:]) if params else ())
+    return _parse_via_general(text)
+
+
+def _parse_via_general(text: str) -> Via:
     text = text.strip(" \t")
     head, sp, rest = text.partition(" ")
     if not sp or "\t" in head or head.count("/") != 2:

@@ -194,6 +194,30 @@ def test_parse_round_trips_quoted_values(params: dict[str, str], sep: str) -> No
     assert parse_credentials(value) == ("Digest", params)
 
 
+_list_text = st.text(st.sampled_from(list('ab=",\\ \t\r\nz1:@-')), max_size=40)
+
+
+@settings(deadline=None, max_examples=500)
+@given(_list_text)
+def test_fast_parameter_path_agrees_with_the_checking_loop(text: str) -> None:
+    """The one-pass parser may only decline: whatever it accepts, the step-by-step parser reads the same."""
+    fast = auth._fast_params(text)
+    try:
+        checked: dict[str, str] | None = auth._checked_params(text)
+    except RemoteProtocolError:
+        checked = None
+    if fast is not None:
+        assert fast == checked
+
+
+def test_fast_parameter_path_takes_the_usual_answer() -> None:
+    value = 'username="34020000001320000001", realm="3402000000", nonce="abc", uri="sip:x@y", response="0f", nc=0001'
+    assert auth._fast_params(value) == {
+        "username": "34020000001320000001", "realm": "3402000000", "nonce": "abc", "uri": "sip:x@y",
+        "response": "0f", "nc": "0001",
+    }  # fmt: skip
+
+
 # --- challenges and nonces -------------------------------------------------------------------------
 
 
