@@ -6,6 +6,7 @@ the URI belong to the header, not the URI (§20.10).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from sip.errors import RemoteProtocolError
@@ -22,6 +23,9 @@ from sip.params import (
 )
 from sip.uri import AbsoluteUri, SipUri, parse_uri
 
+# ``<sip:34020000001320000001@3402000000>;tag=123``: no display name, plain parameters (no quotes or spaces).
+# Read in one match; anything else takes the general path.
+_PLAIN = re.compile(r'<([^<>"\s]+)>((?:;[^;\s"=<>]+(?:=[^;\s"<>]*)?)*)')
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~ ")
 
 
@@ -75,6 +79,14 @@ STAR = Address(uri=AbsoluteUri("*", "*"), star=True)
 
 def parse_address(text: str) -> Address:
     """Parse one name-addr or addr-spec (already split from its comma-separated siblings)."""
+    m = _PLAIN.fullmatch(text)
+    if m is not None:
+        params = m.group(2)
+        return Address(parse_uri(m.group(1)), None, parse_params(params[1:]) if params else ())
+    return _parse_address_general(text)
+
+
+def _parse_address_general(text: str) -> Address:
     text = text.strip()
     if text == "*":
         return STAR

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sip import address as address_mod
 from sip import uri as uri_mod
 from sip import via as via_mod
 from sip.errors import RemoteProtocolError
 from sip.params import set_param
+from sip.address import parse_address
 from sip.uri import parse_uri
 from sip.via import Via, parse_via
 
@@ -79,3 +81,16 @@ def test_with_received_agrees_with_the_general_edit(params: str, host: str, port
     if len([k for k, _ in via.params if k.lower() == "rport"]) > 1:
         return  # set_param semantics for a repeated rport are covered by the unit tests
     assert via.with_received(host, port) == _general_with_received(via, host, port)
+
+
+_addr_pieces = st.sampled_from(
+    ["<", ">", "sip:3402@3402000000", "sip:a@1.2.3.4:5060", "tel:+86", '"', "Cam", " ", ";tag=1", ";tag=", ";",
+     "=", ";expires=60", "sip:x", "*", "\t", ",", "@"]
+)  # fmt: skip
+_addr_text = st.lists(_addr_pieces, max_size=8).map("".join)
+
+
+@settings(deadline=None, max_examples=1500)
+@given(_addr_text)
+def test_address_fast_path_agrees(text: str) -> None:
+    assert _outcome(parse_address, text) == _outcome(address_mod._parse_address_general, text)
