@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The platform's per-message Python cost, without sockets: what one core can answer at most.
 
-A ``Platform`` (the same composition ``gb28181 serve`` builds) on a MemoryStore, with its real SipRunner whose UDP
+A ``Platform`` (the same composition ``gb28181 serve`` builds) on a MemoryStore (``--store sqlite``: the SQLite
+store ``serve`` uses, whose writer thread's CPU counts too), with its real SipRunner whose UDP
 socket is replaced by a recorder, is fed the datagrams SIPp sends in ``bench/peers``: the first REGISTER (answered
 401), the REGISTER with digest (answered 200 once the group commit ran) and a Keepalive MESSAGE (200). Each phase
 runs N devices; the figure is CPU time of this process per message (``time.process_time``, so time the machine
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gb28181.config import CatalogConfig, Config, RegistryConfig, SipConfig
 from gb28181.server import Platform, Secrets
 from registry.memory import MemoryStore
+from registry.sqlite import SqliteStore
 from sip.aio import SipRunner, tune_gc
 from sip.auth import DigestClient
 from sip.parser import parse_message
@@ -102,14 +104,17 @@ async def run_phase(runner: SipRunner, rec: Recorder, datagrams: list[bytes], ex
     return 1e6 * elapsed / len(datagrams)
 
 
-async def one_run(n: int, profile: str | None, sort: str = "tottime") -> dict[str, float]:
+async def one_run(n: int, profile: str | None, sort: str = "tottime", store: str = "memory") -> dict[str, float]:
     tmp = tempfile.mkdtemp(prefix="hotpath-")
     cfg = Config(
         sip=SipConfig(password="12345678", qop=True),
         registry=RegistryConfig(f"{tmp}/x.db"),
         catalog=CatalogConfig(sync_on_register=False),
     )
-    platform = Platform(cfg, Secrets("12345678", "tok", b"s" * 32, Path(tmp) / "s.json"), MemoryStore())
+    registry = MemoryStore() if store == "memory" else SqliteStore(f"{tmp}/x.db")
+    if isinstance(registry, SqliteStore):
+        await registry.open()
+    platform = Platform(cfg, Secrets("12345678", "tok", b"s" * 32, Path(tmp) / "s.json"), registry)
     await platform.devices.start()
     tune_gc()  # as gb28181 serve does after start-up
     rec = Recorder()
@@ -137,6 +142,8 @@ async def one_run(n: int, profile: str | None, sort: str = "tottime") -> dict[st
     await phase("register-auth", auths, 200)
     await phase("keepalive", [keepalive(d, port, 1) for d in devs], 200)
     await platform.devices.stop()
+    if isinstance(registry, SqliteStore):
+        await registry.close()
     if prof:
         pstats.Stats(prof).sort_stats(sort).print_stats(45)
     return figures
@@ -148,6 +155,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", choices=["register-challenge", "register-auth", "keepalive"])
     ap.add_argument("--no-uvloop", action="store_true")
+    ap.add_argument("--store", choices=["memory", "sqlite"], default="memory", help="sqlite: the serve default")
     ap.add_argument("--sort", default="tottime", help="cProfile sort key with --profile (tottime, cumulative)")
     args = ap.parse_args()
     if not args.no_uvloop:
@@ -156,7 +164,7 @@ def main() -> None:
         uvloop.install()
     best: dict[str, float] = {}
     for _ in range(1 if args.profile else args.repeat):
-        figures = asyncio.run(one_run(args.devices, args.profile, args.sort))
+        figures = asyncio.run(one_run(args.devices, args.profile, args.sort, args.store))
         for k, v in figures.items():
             best[k] = min(best.get(k, v), v)
     reg = best["register-challenge"] + best["register-auth"]

@@ -187,10 +187,14 @@ class PeriodicBatcher(Generic[T]):
             self._task = asyncio.get_running_loop().create_task(self._run(), name="periodic-batcher")
 
     async def close(self) -> None:
-        """Stop the periodic task and flush what is pending."""
+        """Stop the periodic task and flush what is pending.
+
+        A periodic flush in progress is waited for, not cancelled: holding the lock while cancelling means the
+        task is cancelled only while it sleeps or waits, never half-way through a write."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            async with self._lock:
+                task.cancel()
             try:
                 await task
             except asyncio.CancelledError:

@@ -350,11 +350,14 @@ class SqliteStore:
                 yield db
                 await db.execute("COMMIT")
             except BaseException as e:
-                if db.in_transaction:
-                    try:
-                        await db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # SQLite may already have rolled back (disk full, I/O error); report the cause
+                # Always, even when SQLite reports no open transaction: after a cancellation, statements whose
+                # futures were cancelled (BEGIN included) still run in aiosqlite's worker thread, in order, before
+                # this ROLLBACK; checking ``in_transaction`` first would leave the connection inside a transaction
+                # and make every later write fail ("cannot start a transaction within a transaction").
+                try:
+                    await db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # no transaction left (SQLite rolled back itself: disk full, I/O error); report the cause
                 if isinstance(e, sqlite3.Error):
                     raise store_error(e, op, self.path) from e
                 raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -294,3 +295,42 @@ async def test_keepalives_batched_into_sqlite(tmp_path: Path) -> None:
             99.0,
             98.0,
         )
+
+
+async def test_close_waits_for_a_periodic_flush_in_progress() -> None:
+    """close() during the periodic task's flush lets that flush finish instead of cancelling it half-way."""
+    started, release = asyncio.Event(), asyncio.Event()
+    flushed: list[list[Keepalive]] = []
+
+    async def slow_flush(items: list[Keepalive]) -> None:
+        started.set()
+        await release.wait()
+        flushed.append(items)
+
+    sleep = FakeSleep()
+    b = PeriodicBatcher(slow_flush, 5.0, key=lambda k: k.device_id, sleep=sleep)
+    b.start()
+    b.add(ka("A", 1.0))
+    await sleep.tick()
+    await asyncio.wait_for(started.wait(), 5)
+    b.add(ka("B", 2.0))
+    closing = asyncio.ensure_future(b.close())
+    await settle()
+    assert not closing.done()
+    release.set()
+    await asyncio.wait_for(closing, 5)
+    assert flushed == [[ka("A", 1.0)], [ka("B", 2.0)]]
+
+
+async def test_a_write_cancelled_half_way_leaves_the_sqlite_store_usable(tmp_path: Path) -> None:
+    """aiosqlite runs a cancelled statement anyway: the store must not be left inside a transaction."""
+    async with SqliteStore(tmp_path / "c.db") as store:
+        for attempt in range(20):  # cancel at varying points of the transaction
+            task = asyncio.ensure_future(store.save_registrations([Registration("A", at=1.0, expires=60)]))
+            for _ in range(attempt % 5):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await store.save_registrations([Registration("B", at=2.0, expires=60)])
+        assert (await store.get_device("B")) is not None
