@@ -28,7 +28,7 @@ from gb28181.channels import to_channel
 from gb28181.config import Config
 from gb28181.devices import DeviceService
 from gb28181.keepalive import LivenessPolicy
-from gb28181.manscdp import ManscdpError, parse_envelope
+from gb28181.manscdp import Envelope, ManscdpError, parse_envelope
 from gb28181.manscdp.codec import decode as decode_message
 from gb28181.manscdp.codec import encode as encode_message
 from gb28181.manscdp.messages import CatalogQuery, CatalogResponse
@@ -40,7 +40,15 @@ from registry.sqlite import SqliteStore
 from registry.store import RegistryStore, StoreError
 from sip.aio import SipRunner, TransactionError, tune_gc
 from sip.auth import DigestServer
-from sip.endpoint import ConnectionClosed, Endpoint, EndpointConfig, Event, Peer, RequestReceived
+from sip.endpoint import (
+    ConnectionClosed,
+    Endpoint,
+    EndpointConfig,
+    Event,
+    Peer,
+    RequestReceived,
+    StatelessAnswer,
+)
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Headers
 from sip.message import Request, new_call_id, new_tag, warning_value
@@ -109,7 +117,9 @@ class Platform:
     def __post_init__(self) -> None:
         s = self.cfg.sip
         self.tz = zoneinfo.ZoneInfo(self.cfg.platform.timezone)
-        self.endpoint = Endpoint(EndpointConfig(timers=TimerConfig(t1=s.t1), user_agent=USER_AGENT))
+        self.endpoint = Endpoint(
+            EndpointConfig(timers=TimerConfig(t1=s.t1), user_agent=USER_AGENT), stateless=self.stateless
+        )
         self.runner: SipRunner | None = None
         auth = DigestServer(self.secrets.nonce_secret, self.cfg.realm, nonce_ttl=s.nonce_ttl, offer_qop=s.qop)
         policy = RegisterPolicy(
@@ -180,12 +190,39 @@ class Platform:
         else:
             self.endpoint.reply(event, 405, headers=[("Allow", ALLOW)], now=self.mono())
 
+    # ------------------------------------------------------------------ stateless answers
+    def stateless(self, req: Request, peer: Peer) -> StatelessAnswer | None:
+        """What the endpoint may answer without a transaction (RFC 3261 §8.2.7), because answering twice does no
+        harm: the digest challenge to a REGISTER without credentials, and keepalives (a second one only
+        refreshes the same timestamp). Everything else is declined (None) and goes through a transaction."""
+        try:
+            if req.method == "REGISTER":
+                if "authorization" in req.headers:
+                    return None
+                d = self.registrar.decide(req, self.wall())
+                if d.status == 200:  # not reachable without credentials; keep the durable path if it ever is
+                    return None
+                self._note_register(d, peer)
+                return StatelessAnswer(d.status, list(d.headers))
+            if req.method == "MESSAGE" and b"Keepalive" in req.body:
+                return self._screen_message(req, peer)[0]  # None: not a keepalive after all
+            return None
+        except RemoteProtocolError:
+            raise  # a malformed header: the endpoint answers 400
+        except Exception:  # the error boundary, as in handle()
+            self.count("internal-error")
+            log.exception("internal error handling %s from %s; answered 500", req.method, peer)
+            return StatelessAnswer(500)
+
+    def _note_register(self, d: Decision, peer: Peer) -> None:
+        self.count(f"register:{d.outcome}")
+        if d.status != 200 and d.outcome != "challenged":
+            log.info("REGISTER %s from %s: %d %s (%s)", d.device_id, peer, d.status, d.outcome, d.detail)
+
     def _on_register(self, event: RequestReceived) -> None:
         d: Decision = self.registrar.decide(event.request, self.wall())
-        self.count(f"register:{d.outcome}")
+        self._note_register(d, event.peer)
         if d.status != 200:
-            if d.outcome != "challenged":
-                log.info("REGISTER %s from %s: %d %s (%s)", d.device_id, event.peer, d.status, d.outcome, d.detail)
             self.endpoint.reply(event, d.status, headers=list(d.headers), now=self.mono())
             return
         task = asyncio.get_running_loop().create_task(self._commit_register(event, d))
@@ -240,41 +277,44 @@ class Platform:
             log.warning("REGISTER from %s: could not answer %d: %s", event.peer, status, exc)
         self.flush()
 
-    def _on_message(self, event: RequestReceived) -> None:
-        req = event.request
+    def _screen_message(self, req: Request, peer: Peer) -> tuple[StatelessAnswer | None, Envelope | None]:
+        """The checks every MESSAGE passes, and the whole handling of a keepalive. Returns the answer when that is
+        all there is to do (a refusal, or a keepalive taken), else the envelope for the caller to go on with."""
         user = req.from_.user or ""
-        now = self.mono()
         if not self.devices.is_registered(user):
             # DECISIONS.md: 403 for any device not currently registered; real devices then re-register.
             self.count("message:not-registered")
-            log.info("MESSAGE from %s (%s) refused 403: not registered", user, event.peer)
-            self.endpoint.reply(event, 403, now=now)
-            return
+            log.info("MESSAGE from %s (%s) refused 403: not registered", user, peer)
+            return StatelessAnswer(403), None
         if (req.content_type or "") != "application/manscdp+xml":
             self.count("message:unsupported-type")
-            self.endpoint.reply(event, 415, headers=[("Accept", "Application/MANSCDP+xml")], now=now)
-            return
+            return StatelessAnswer(415, [("Accept", "Application/MANSCDP+xml")]), None
         try:
             env = parse_envelope(req.body)
         except ManscdpError as exc:
             self.count("message:bad-xml")
-            log.info(
-                "MESSAGE from %s (%s): unreadable MANSCDP (%s); raw %r", user, event.peer, exc.reason, exc.raw[:300]
-            )
+            log.info("MESSAGE from %s (%s): unreadable MANSCDP (%s); raw %r", user, peer, exc.reason, exc.raw[:300])
             # The parser's message goes in a Warning, sanitised: it must never break the status line.
-            warning = [("Warning", warning_value(exc.reason))]
-            self.endpoint.reply(event, 400, "Bad MANSCDP Body", headers=warning, now=now)
-            return
-        peer = event.peer
+            return StatelessAnswer(400, [("Warning", warning_value(exc.reason))], "Bad MANSCDP Body"), None
         if env.cmd_type == "Keepalive":
             self.count("keepalive")
             refused = self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
             if refused is not None:
                 self.count("keepalive:refused")
                 log.info("keepalive from %s (%s) refused 403: %s", user, peer, refused)
-                self.endpoint.reply(event, 403, now=now)
-                return
-            self.endpoint.reply(event, 200, now=now)
+                return StatelessAnswer(403), env
+            return StatelessAnswer(200), env
+        return None, env
+
+    def _on_message(self, event: RequestReceived) -> None:
+        req = event.request
+        user = req.from_.user or ""
+        now = self.mono()
+        peer = event.peer
+        answer, env = self._screen_message(req, peer)
+        if answer is not None or env is None:
+            answer = answer or StatelessAnswer(500)
+            self.endpoint.reply(event, answer.status, answer.reason, headers=answer.headers, now=now)
             return
         # Any other MANSCDP message proves the device alive too.
         self.count(f"message:{env.cmd_type}")

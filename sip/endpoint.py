@@ -28,6 +28,7 @@ from sip.events import (
     Peer,
     RequestReceived,
     ResponseReceived,
+    StatelessAnswer,
     TransactionFailed,
     Transmit,
     TxKey,
@@ -99,6 +100,7 @@ __all__ = [
     "Peer",
     "RequestReceived",
     "ResponseReceived",
+    "StatelessAnswer",
     "TransactionFailed",
     "Transmit",
     "TxKey",
@@ -112,10 +114,17 @@ class Endpoint:
         *,
         on_unknown_dialog: Callable[[Request], bool] | None = None,
         local_address: Callable[[Peer], tuple[str, int]] | None = None,
+        stateless: Callable[[Request, Peer], StatelessAnswer | None] | None = None,
     ) -> None:
         self.config = config or EndpointConfig()
         self.dialogs = DialogTable()
         self._on_unknown_dialog = on_unknown_dialog
+        # Offered every new out-of-dialog request other than INVITE, ACK and CANCEL before a transaction is made.
+        # An answer is sent at once and nothing is kept (RFC 3261 §8.2.7: a UAS may answer statelessly; Kamailio's
+        # registrar challenges this way): a retransmission is offered again and answered again. Only for
+        # requests whose handling is idempotent (a digest challenge, a keepalive); None means "handle it
+        # normally", through a server transaction and a RequestReceived event.
+        self._stateless = stateless
         self.local_address = local_address
         self._server: dict[TxKey, ServerTransaction] = {}
         self._server_peer: dict[TxKey, Peer] = {}
@@ -136,6 +145,7 @@ class Endpoint:
             "dropped": 0,
             "keepalives": 0,
             "overload_rejected": 0,
+            "stateless": 0,
         }
         # Set by the IO adapter when it cannot keep up (event-loop lag): new requests then get 503 + Retry-After.
         self.overloaded = False
@@ -241,11 +251,7 @@ class Endpoint:
         if server is None:
             raise LocalProtocolError(f"no server transaction {tx!r} (already answered and gone?)")
         request = server.request
-        keys = response.headers._keys
-        if self.config.user_agent and "server" not in keys and "user-agent" not in keys:
-            data = serialize(response, (("Server", self.config.user_agent),))
-        else:
-            data = serialize(response)
+        data = self._serialize_response(response)
         peer = self._server_peer[tx]
         self._run_server(tx, server.respond(response, data, now))
         status = response.status
@@ -258,6 +264,12 @@ class Endpoint:
                 self._start_uas_2xx(dialog, data, peer, request.cseq.seq, now)
         elif 200 <= status < 300 and request.method == "BYE":
             self._end_dialog((request.call_id, request.to.tag or "", request.from_.tag or ""))
+
+    def _serialize_response(self, response: Response) -> bytes:
+        keys = response.headers._keys
+        if self.config.user_agent and "server" not in keys and "user-agent" not in keys:
+            return serialize(response, (("Server", self.config.user_agent),))
+        return serialize(response)
 
     def reply(
         self,
@@ -410,6 +422,19 @@ class Endpoint:
         if req.method == "ACK":
             self._on_2xx_ack(req, peer)
             return
+        if (
+            self._stateless is not None
+            and req.method not in _NOT_STATELESS
+            and not req.to.tag
+            and not (self.overloaded and not _answers_a_challenge(req))
+        ):
+            answer = self._stateless(req, peer)
+            if answer is not None:
+                self.stats["stateless"] += 1
+                response = make_response(req, answer.status, answer.reason, to_tag=new_tag(), headers=answer.headers)
+                target = peer if peer.reliable else _response_peer(via, peer)
+                self._out.append(Transmit(self._serialize_response(response), target))
+                return
         if len(self._server) >= self.config.max_transactions:
             self._reject_head(
                 f"{req.method} {req.uri} SIP/2.0", req.headers, peer, RemoteProtocolError("transaction table full", 503)
@@ -727,6 +752,10 @@ class Endpoint:
         self.stats["rejected"] += 1
         self._out.append(Transmit(serialize(response), dest))
         self._events.append(MessageRejected(peer, exc.reason, status))
+
+
+# Never answered statelessly: INVITE needs its 100/2xx machinery, ACK gets no answer, CANCEL must find its INVITE.
+_NOT_STATELESS = frozenset({"INVITE", "ACK", "CANCEL"})
 
 
 def _tag_of(server: ServerTransaction) -> str | None:

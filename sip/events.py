@@ -36,6 +36,15 @@ class Transmit:
     close: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class StatelessAnswer:
+    """What the ``stateless`` hook answers: the endpoint builds the response (copied headers, a new To tag)."""
+
+    status: int
+    headers: list[tuple[str, str]] | None = None
+    reason: str | None = None
+
+
 # Events for the application.
 @dataclass(frozen=True, slots=True)
 class RequestReceived:

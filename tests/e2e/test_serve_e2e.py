@@ -105,7 +105,9 @@ async def test_pjsua2_device_registers_keeps_alive_and_unregisters(server, tmp_p
 
 
 async def test_keepalive_silence_takes_a_device_offline_and_a_keepalive_brings_it_back(tmp_path):
-    srv = Server(tmp_path, sip_extra='password = "12345678"', extra="[keepalive]\ninterval = 1\nmax_missed = 2\n")
+    # A 6 s window: short enough to wait for, long enough that the CLI calls after the keepalive (about a second
+    # each on a loaded machine) read the device before it lapses again.
+    srv = Server(tmp_path, sip_extra='password = "12345678"', extra="[keepalive]\ninterval = 2\nmax_missed = 3\n")
     await srv.start()
     try:
         write_users(tmp_path / "u.csv", 3)
@@ -123,7 +125,7 @@ async def test_keepalive_silence_takes_a_device_offline_and_a_keepalive_brings_i
         assert sorted(d["status"] for d in devices.values()) == ["offline", "offline", "online"]
         online = next(i for i, d in devices.items() if d["status"] == "online")
         events = [e["event"] for e in await srv.cli("events", "--device", online)]
-        assert events == ["registered", "keepalive-timeout", "online"]
+        assert events[:3] == ["registered", "keepalive-timeout", "online"]  # later it may lapse again
     finally:
         await srv.stop()
 
