@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gb28181.sdp import TCP_ACTIVE, TCP_PASSIVE, TRANSPORTS, UDP
 
@@ -82,6 +82,7 @@ class ReceiverStats:
 NoMediaCallback = Callable[[str, ReceiverStats], None]
 
 
+@runtime_checkable
 class MediaBackend(Protocol):
     async def open_receiver(self, spec: ReceiverSpec,
                             on_no_media: NoMediaCallback | None = None) -> tuple[int, str]:
