@@ -258,7 +258,10 @@ class _Session:
             f.close()
         self.forwards.clear()
         if self.file is not None:
-            self.file.close()
+            try:
+                self.file.close()  # flushes the buffer: a full disk shows here
+            except OSError as exc:
+                log.error("media %s: closing %s failed (%s)", self.label, self.spec.output, exc)
             self.file = None
 
 

@@ -304,3 +304,32 @@ async def test_port_range_exhaustion_is_a_media_error(tmp_path: Path) -> None:
             await small.open_receiver(ReceiverSpec(UDP))
     finally:
         await small.aclose()
+
+
+async def test_garbage_is_counted_and_broken_tcp_framing_closes_the_connection(backend: EmbeddedBackend) -> None:
+    _, packets = clip_stream(OUR_SSRC)
+    port, handle = await backend.open_receiver(ReceiverSpec(UDP))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"\x00" * 20, ("127.0.0.1", port))  # not RTP v2
+    await send_udp(port, packets[:5])
+    await wait_for(lambda: backend.stats(handle).malformed == 1, "the malformed datagram")
+    await backend.close(handle)
+
+    port, handle = await backend.open_receiver(ReceiverSpec(TCP_PASSIVE))
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await wait_for(lambda: backend.stats(handle).connected, "the connection")
+    reader2, writer2 = await asyncio.open_connection("127.0.0.1", port)  # a second device on the same port
+    assert await asyncio.wait_for(reader2.read(), WAIT) == b""  # refused: closed at once
+    writer2.close()
+    writer.write(rtp.frame(packets[0]) + b"\x00\x04abcd")  # a frame too short to be RTP: framing lost
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), WAIT) == b""
+    await wait_for(lambda: not backend.stats(handle).connected, "the close")
+    assert backend.stats(handle).malformed == 1
+    writer.close()
+    # the device may reconnect and go on
+    _, writer3 = await asyncio.open_connection("127.0.0.1", port)
+    await send_tcp(writer3, packets[1:20])
+    await wait_for(lambda: backend.stats(handle).packets >= 15, "packets after the reconnection")
+    writer3.close()
+    await backend.close(handle)
