@@ -93,8 +93,8 @@ def check_ps_file(path: Path, expected: bytes) -> None:
     assert report.packs == 100 and report.system_headers == 4 and report.psms == 4 and report.psm_crc_errors == 0
     assert report.stream_type_names() == {0xE0: "h264"} and report.video_frames == 100
     assert report.skipped_bytes == 0 and not report.truncated
-    if shutil.which("ffprobe") is None:
-        return  # .ci/run installs ffmpeg; a bare machine still checks the structure above
+    if shutil.which("ffprobe") is None:  # .ci/run installs ffmpeg; the structure checks above have run
+        pytest.skip("ffprobe not installed: the PS file was checked by our walker only")
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=format_name,duration:stream=codec_name,codec_type",
          "-of", "json", str(path)], capture_output=True, text=True, timeout=60, check=True).stdout
