@@ -520,10 +520,17 @@ class Platform:
         """A device that registers anew has lost its subscriptions (a reboot): subscribe again, plus the
         ``[subscribe]`` kinds; one that unregisters gets nothing until it is back."""
         if not registered:
-            self.subs.device_gone(device_id, "unregistered")
+            self._subscriptions_gone(device_id, "unregistered")
         elif fresh:
+            for sub in self.subs.of_device(device_id):
+                self._end_subscription_dialog(sub.dialog)
             self.subs.device_registered(device_id, self.mono(), self._auto_kinds)
             self._drive_subscriptions()
+
+    def _subscriptions_gone(self, device_id: str, reason: str) -> None:
+        for sub in self.subs.of_device(device_id):
+            self._end_subscription_dialog(sub.dialog)
+        self.subs.device_gone(device_id, reason)
 
     async def subscribe(self, device_id: str, kind: str) -> dict[str, Any]:
         """Start or refresh a subscription now and return its state once the device answered (or did not)."""
@@ -832,7 +839,7 @@ class Platform:
         while True:
             for device_id, reason in self.devices.tick():
                 if reason == EXPIRED:
-                    self.subs.device_gone(device_id, "registration expired")
+                    self._subscriptions_gone(device_id, "registration expired")
             self._drive_subscriptions()
             for commit in self.catalog.due(self.mono()):
                 self._spawn(self._commit_catalog(commit))

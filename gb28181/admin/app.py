@@ -102,7 +102,6 @@ class AdminApi:
                 return _error(403, f"the {role} role may not {request.method} {request.path}")
             if request.method not in ("GET", "HEAD"):
                 log.info("admin API: %s %s by %s (%s)", request.method, request.path, name, role)
-            request["admin_name"] = name
         return await handler(request)
 
     def _identify(self, given: str) -> tuple[str, str] | None:
@@ -306,6 +305,12 @@ class AdminApi:
         app.router.add_post("/api/devices/{id}/alarm-reset", self.reset_alarm)
         app.router.add_get("/api/positions", self.list_positions)
 
+    def _who(self, request: web.Request) -> str:
+        """The name of the token that made this (already authenticated) request, for records of who acted."""
+        given = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        who = self._identify(given)
+        return who[0] if who is not None else ""
+
     @staticmethod
     def _query_error(exc: QueryError) -> web.Response:
         status = 409 if "not registered" in exc.reason else 504 if exc.kind == "timeout" else 400 if (
@@ -339,7 +344,7 @@ class AdminApi:
     async def ack_alarm(self, request: web.Request) -> web.Response:
         alarm_id = int(request.match_info["alarm_id"])
         try:
-            alarm = await self.platform.store.ack_alarm(alarm_id, request.get("admin_name", ""), self.platform.wall())
+            alarm = await self.platform.store.ack_alarm(alarm_id, self._who(request), self.platform.wall())
         except KeyError:
             return _error(404, f"no alarm {alarm_id}")
         return web.json_response(alarm_json(alarm, self.tz))
@@ -355,7 +360,7 @@ class AdminApi:
                 return _error(400, f"{name} must be digits, not {value!r}")
         try:
             result = await self.platform.reset_alarm(
-                device_id, request.get("admin_name", ""),
+                device_id, self._who(request),
                 alarm_method=None if method is None else str(method),
                 alarm_type=None if alarm_type is None else str(alarm_type),
             )  # fmt: skip

@@ -29,6 +29,7 @@ class RawNotifier(RawDevice):
         self.dialogs: dict[str, Dialog] = {}  # by Call-ID
         self.subscribes: asyncio.Queue[bytes] = asyncio.Queue()
         self._notify_cseq = 100
+        self._seen: set[tuple[str, str]] = set()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if data.startswith(b"SIP/2.0 "):
@@ -41,8 +42,10 @@ class RawNotifier(RawDevice):
         if method != "SUBSCRIBE":
             super().datagram_received(data, addr)
             return
-        self.subscribes.put_nowait(data)
         call_id = fields["call-id"]
+        if (call_id, fields["cseq"]) not in self._seen:  # a retransmission is answered again, not queued twice
+            self._seen.add((call_id, fields["cseq"]))
+            self.subscribes.put_nowait(data)
         dialog = self.dialogs.get(call_id)
         if dialog is None:
             contact = fields.get("contact", "").strip("<>")

@@ -63,14 +63,14 @@ async def test_catalog_subscription_refreshes_in_dialog_and_a_notify_during_a_sy
     try:
         device.grant = 4  # the device shortens 600 s to 4 s: the platform refreshes at half of it
         task = await cli(srv, "subscribe", "catalog", NVR)
-        first = await device.next_subscribe()
+        first = await device.next_subscribe()  # already answered with Expires: 4
+        device.grant = 600  # the refresh gets the full time: no further refresh during the test
         assert header(first, "Event").startswith("Catalog;id=") and header(first, "Expires") == "600"
         assert b"<Query>" in first and b"<CmdType>Catalog</CmdType>" in first
         state = await done(task)
         assert (state["state"], state["expires"], state["kind"]) == ("active", 4, "catalog")
         refresh = await device.next_subscribe(timeout=10)  # in the same dialog (RFC 6665 §4.1.2.1)
         assert header(refresh, "Call-ID") == header(first, "Call-ID") and ";tag=" in header(refresh, "To")
-        device.grant = 600
         (dialog,) = device.dialogs.values()
 
         # a 4-item catalog in 3 packets; in the middle the device NOTIFYs: 2 deleted, 5 added (GB2312 name), 1 off
@@ -183,7 +183,7 @@ async def test_a_device_that_does_not_answer_gets_a_clear_timeout_not_a_hang(tmp
             rc, _, err = await (await cli(srv, *args, timeout=30))
             assert rc == 1 and "504" in err and ("did not answer" in err or "timed out" in err), err
         (sub,) = await srv.cli("subscriptions")  # type: ignore[misc]
-        assert sub["state"] == "pending" and sub["failures"] == 1 and "timed out" in sub["last_error"]
+        assert sub["state"] == "pending" and sub["failures"] >= 1 and "timed out" in sub["last_error"]
     finally:
         device.close()
         await srv.stop()
