@@ -26,6 +26,7 @@ class RawNotifier(RawDevice):
         super().__init__(*args, **kw)  # type: ignore[arg-type]
         self.grant = 600  # Expires put in our 200 to SUBSCRIBE
         self.silent: set[str] = set()  # methods we do not answer at all
+        self.notify_first: bytes | None = None  # a NOTIFY body sent before the 200 of a new subscription
         self.dialogs: dict[str, Dialog] = {}  # by Call-ID
         self.subscribes: asyncio.Queue[bytes] = asyncio.Queue()
         self._notify_cseq = 100
@@ -47,12 +48,17 @@ class RawNotifier(RawDevice):
             self._seen.add((call_id, fields["cseq"]))
             self.subscribes.put_nowait(data)
         dialog = self.dialogs.get(call_id)
+        new = dialog is None
         if dialog is None:
             contact = fields.get("contact", "").strip("<>")
             platform_tag = fields["from"].split("tag=", 1)[1].split(";")[0]
             dialog = Dialog(call_id, platform_tag, secrets.token_hex(4), contact, fields.get("event", ""), data)
             self.dialogs[call_id] = dialog
         dialog.request = data
+        if self.notify_first is not None and new:
+            # RFC 6665 §4.1.2.4: the first NOTIFY may overtake the 200 (its answer lands in the response queue)
+            assert self.transport is not None
+            self.transport.sendto(self._notify_request(dialog, self.notify_first, "active;expires=600"), addr)
         host, port = self.local
         to = fields["to"] if ";tag=" in fields["to"] else f"{fields['to']};tag={dialog.device_tag}"
         answer = (
@@ -68,6 +74,11 @@ class RawNotifier(RawDevice):
 
     async def notify(self, dialog: Dialog, body: bytes, state: str = "active;expires=600") -> int:
         """A NOTIFY in ``dialog`` with these exact body bytes; returns the platform's status."""
+        self._send(self._notify_request(dialog, body, state))
+        status, _ = await self._response()
+        return status
+
+    def _notify_request(self, dialog: Dialog, body: bytes, state: str) -> bytes:
         self._notify_cseq += 1
         host, port = self.local
         server = f"{self.server[0]}:{self.server[1]}"
@@ -82,6 +93,4 @@ class RawNotifier(RawDevice):
             + ("Content-Type: Application/MANSCDP+xml\r\n" if body else "")
             + f"Content-Length: {len(body)}\r\n\r\n"
         )
-        self._send(head.encode() + body)
-        status, _ = await self._response()
-        return status
+        return head.encode() + body

@@ -153,12 +153,14 @@ async def test_alarm_and_position_subscriptions_and_alarm_list_ack_reset_through
         assert (await done(reset))["reset"] == 2  # type: ignore[index]
         assert all(a["reset_at"] for a in await srv.cli("alarms"))  # type: ignore[union-attr]
 
+        # the position subscription's first NOTIFY overtakes the 200 (RFC 6665 §4.1.2.4): accepted all the same
+        device.notify_first = (FIXTURES / "mobileposition-2022-devicelist.xml").read_bytes()
         task = await cli(srv, "subscribe", "position", NVR)
         sub = await device.next_subscribe()
         assert b"<CmdType>MobilePosition</CmdType>" in sub and b"<Interval>5</Interval>" in sub
         assert (await done(task))["state"] == "active"  # type: ignore[index]
-        body = (FIXTURES / "mobileposition-2022-devicelist.xml").read_bytes()
-        assert await device.notify(device.dialogs[header(sub, "Call-ID")], body) == 200
+        status, _ = await device._response()
+        assert status == 200
         for _ in range(50):
             positions = await srv.cli("positions", "--device", NVR)
             if positions:
@@ -175,15 +177,18 @@ async def test_alarm_and_position_subscriptions_and_alarm_list_ack_reset_through
         await srv.stop()
 
 
-async def test_a_device_that_does_not_answer_gets_a_clear_timeout_not_a_hang(tmp_path):
-    srv, device = await start(tmp_path)
+async def test_auto_subscription_and_a_device_that_does_not_answer_gets_a_clear_timeout_not_a_hang(tmp_path):
+    srv, device = await start(tmp_path, extra="[subscribe]\nalarm = true\n")
     try:
+        auto = await device.next_subscribe()  # nobody asked: [subscribe] alarm = true on registration
+        assert b"<CmdType>Alarm</CmdType>" in auto
         device.silent = {"SUBSCRIBE", "MESSAGE"}
         for args in (("subscribe", "catalog", NVR), ("alarm", "reset", NVR)):
             rc, _, err = await (await cli(srv, *args, timeout=30))
             assert rc == 1 and "504" in err and ("did not answer" in err or "timed out" in err), err
-        (sub,) = await srv.cli("subscriptions")  # type: ignore[misc]
-        assert sub["state"] == "pending" and sub["failures"] >= 1 and "timed out" in sub["last_error"]
+        alarm, catalog = await srv.cli("subscriptions")  # type: ignore[misc]
+        assert (alarm["kind"], alarm["state"]) == ("alarm", "active")
+        assert catalog["state"] == "pending" and catalog["failures"] >= 1 and "timed out" in catalog["last_error"]
     finally:
         device.close()
         await srv.stop()
