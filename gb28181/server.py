@@ -580,6 +580,8 @@ class Platform:
             log.info("SUBSCRIBE %s to %s failed: %s", send.kind, send.device_id, exc.reason)
             self._end_subscription_dialog(send.dialog)
             self.subs.failed(send.device_id, send.kind, exc.reason, self.mono())
+            if not self.devices.is_registered(send.device_id):  # gone meanwhile: wait for it to register again
+                self.subs.device_gone(send.device_id, exc.reason)
         except Exception:  # the error boundary of this task
             self.count("internal-error")
             log.exception("SUBSCRIBE %s to %s: internal error", send.kind, send.device_id)
