@@ -429,5 +429,104 @@ def stats(as_json: bool, admin_url: str, db: str) -> None:
         click.echo(f"  {key:<32} {value}")
 
 
+
+# ---------------------------------------------------------------------------------------------- subscriptions, alarms
+@main.command()
+@click.argument("kind", type=click.Choice(["catalog", "alarm", "position"]))
+@click.argument("device_id")
+@json_option
+@admin_option
+@db_option
+def subscribe(kind: str, device_id: str, as_json: bool, admin_url: str, db: str) -> None:
+    """Subscribe to DEVICE's catalog changes, alarms or mobile positions (or refresh now); prints the state."""
+    path = f"/api/devices/{urllib.parse.quote(device_id)}/subscriptions/{kind}"
+    row = _client(admin_url, db).call("POST", path, {}, timeout=60)
+    if as_json:
+        click.echo(json.dumps(row, ensure_ascii=False))
+    else:
+        click.echo(f"{kind} subscription to {device_id}: {row['state']}, expires in {row['expires_in']} s "
+                   f"(refresh in {row['next_in']} s)")  # fmt: skip
+
+
+@main.command()
+@click.option("--device", "device_id", help="Only this device's subscriptions.")
+@json_option
+@admin_option
+@db_option
+def subscriptions(device_id: str | None, as_json: bool, admin_url: str, db: str) -> None:
+    """List subscriptions: state (pending/active/failed), expiry, failures, last error."""
+    rows = _client(admin_url, db).call("GET", "/api/subscriptions", query={"device": device_id})
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    _print_table(rows, ["device_id", "kind", "state", "expires_in", "next_in", "failures", "notifies", "last_error"])
+
+
+@main.command()
+@click.option("--device", "device_id", help="Only alarms of this device (reporting device or alarm source).")
+@click.option("--since", help="ISO time, epoch seconds, or -1h / -30m / -2d.")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100000))
+@json_option
+@admin_option
+@db_option
+def alarms(device_id: str | None, since: str | None, limit: int, as_json: bool, admin_url: str, db: str) -> None:
+    """Alarms devices reported (oldest first), with acknowledgements and resets."""
+    rows = _client(admin_url, db).call("GET", "/api/alarms", query={"device": device_id, "since": since,
+                                                                    "limit": limit})  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    _print_table(rows, ["id", "received_at", "device_id", "source_id", "priority", "method", "type", "description",
+                        "acked_by", "reset_at"])  # fmt: skip
+
+
+@main.group()
+def alarm() -> None:
+    """Act on alarms: acknowledge one, reset a device's."""
+
+
+@alarm.command("ack")
+@click.argument("alarm_id", type=click.IntRange(1))
+@json_option
+@admin_option
+@db_option
+def alarm_ack(alarm_id: int, as_json: bool, admin_url: str, db: str) -> None:
+    """Acknowledge alarm ALARM_ID (recorded with who and when)."""
+    row = _client(admin_url, db).call("POST", f"/api/alarms/{alarm_id}/ack", {})
+    click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"alarm {alarm_id} acknowledged by "
+               f"{row['acked_by']} at {row['acked_at']}")  # fmt: skip
+
+
+@alarm.command("reset")
+@click.argument("device_id")
+@click.option("--type", "alarm_type", help="AlarmType to reset (2022 Info; digits).")
+@click.option("--method", "alarm_method", help="AlarmMethod to reset (2022 Info; digits).")
+@json_option
+@admin_option
+@db_option
+def alarm_reset(device_id: str, alarm_type: str | None, alarm_method: str | None, as_json: bool, admin_url: str,
+                db: str) -> None:  # fmt: skip
+    """Send DeviceControl AlarmCmd ResetAlarm to DEVICE and wait for its answer."""
+    body = {k: v for k, v in (("type", alarm_type), ("method", alarm_method)) if v is not None}
+    row = _client(admin_url, db).call("POST", f"/api/devices/{urllib.parse.quote(device_id)}/alarm-reset", body,
+                                      timeout=60)  # fmt: skip
+    click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"{device_id} reset its alarm ({row['result']}); "
+               f"{row['reset']} alarm(s) marked reset")  # fmt: skip
+
+
+@main.command()
+@click.option("--device", "device_id", help="Only this device's positions.")
+@json_option
+@admin_option
+@db_option
+def positions(device_id: str | None, as_json: bool, admin_url: str, db: str) -> None:
+    """The latest mobile position of each device or channel (MobilePosition notifications)."""
+    rows = _client(admin_url, db).call("GET", "/api/positions", query={"device": device_id})
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    _print_table(rows, ["device_id", "id", "time", "longitude", "latitude", "speed", "direction"])
+
+
 if __name__ == "__main__":
     main()

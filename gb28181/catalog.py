@@ -10,7 +10,7 @@ channels; ``SumNum = 0`` removes everything only when a second query of ours con
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 
@@ -29,6 +29,8 @@ class _Staged:
     packets: int = 0
     items: dict[str, Any] = field(default_factory=dict)  # channel ID -> item; a repeated ID keeps the last one
     duplicates: int = 0
+    # Catalog NOTIFY changes that arrived while this sync was staging, newer than its packets (see ``notify``)
+    newer: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,9 +133,58 @@ class CatalogAssembler:
         elif staged.ours and complete:
             self._empty_once.discard(staged.device_id)
         return Commit(
-            staged.device_id, staged.sn, tuple(staged.items.values()), sum_num, staged.packets, complete,
+            staged.device_id, staged.sn, _merged(staged), sum_num, staged.packets, complete,
             staged.ours, may_remove, confirm, reason, staged.duplicates,
         )  # fmt: skip
+
+
+    # ------------------------------------------------------------------ catalog NOTIFY vs staged syncs
+    def notify(self, device_id: str, changes: Sequence[tuple[str, str, Any]]) -> int:
+        """Catalog NOTIFY changes (channel ID, event, item) that the platform has just applied to the store:
+        recorded on every sync of the device still staging, so that its commit neither loses nor undoes them.
+
+        Ordering rule (notes/decisions-subs.md): a NOTIFY is newer than every packet of a sync staging when it
+        arrives, whether those packets came before or after it (a device builds its answer from the catalog it
+        had when asked). So at commit: DEL drops the channel from the sync's items; ADD/UPDATE replace (or add)
+        it with the NOTIFY's item; ON/OFF/VLOST/DEFECT set its status on the sync's item when the sync has one.
+        Items still count towards SumNum as received, so completion is not affected. Returns how many staged
+        syncs were touched."""
+        staged = [s for s in self._staged.values() if s.device_id == device_id]
+        for sync in staged:
+            for channel_id, event, item in changes:
+                previous = sync.newer.get(channel_id)
+                if event == "DEL":
+                    sync.newer[channel_id] = ("del", None)
+                elif event in ("ADD", "UPDATE"):
+                    sync.newer[channel_id] = ("item", item)
+                elif previous is not None and previous[0] == "item":
+                    sync.newer[channel_id] = ("item", replace(previous[1], status=_status_of(event)))
+                elif previous is None or previous[0] == "status":
+                    sync.newer[channel_id] = ("status", _status_of(event))
+                # a status change after a DEL: the channel stays deleted
+        return len(staged)
+
+
+def _status_of(event: str) -> str:
+    """A NOTIFY status event as the Status an item would carry (spec digest §9: VLOST and DEFECT are off)."""
+    return "ON" if event == "ON" else "OFF"
+
+
+def _merged(staged: _Staged) -> tuple[Any, ...]:
+    """The sync's items with the NOTIFY changes that arrived while it was staging applied on top."""
+    if not staged.newer:
+        return tuple(staged.items.values())
+    out = []
+    for channel_id, item in staged.items.items():
+        change = staged.newer.get(channel_id)
+        if change is None:
+            out.append(item)
+        elif change[0] == "item":
+            out.append(change[1])
+        elif change[0] == "status":
+            out.append(replace(item, status=change[1]))
+    out.extend(change[1] for cid, change in staged.newer.items() if change[0] == "item" and cid not in staged.items)
+    return tuple(out)
 
 
 def diff(existing: Iterable[str], commit: Commit) -> Diff:

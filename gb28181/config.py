@@ -90,6 +90,24 @@ class CatalogConfig:
 
 
 @dataclass(frozen=True)
+class SubscribeConfig:
+    """``[subscribe]``: SUBSCRIBE/NOTIFY to devices (GB/T 28181-2022 §9.11, App.N; spec digest §9).
+
+    ``catalog``/``alarm``/``position``: subscribe every device that registers (off by default: SIPp-style
+    devices answer nothing but REGISTER/MESSAGE); an operator's ``gb28181 subscribe`` works either way."""
+
+    catalog: bool = False
+    alarm: bool = False
+    position: bool = False
+    expires: int = 600  # App.N default; wvp refuses below 30 s
+    refresh_margin: float = 60.0  # refresh this long before expiry (at most half the granted time)
+    position_interval: int = 5  # MobilePosition Interval (s, A.2.4.9)
+    max_failures: int = 5  # consecutive failures before a subscription is given up ("failed")
+    retry_base: float = 5.0  # first retry after a failure; doubles per failure
+    retry_max: float = 300.0
+
+
+@dataclass(frozen=True)
 class KeepaliveConfig:
     interval: int = 60
     max_missed: int = 3
@@ -136,6 +154,7 @@ class Config:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     # Sections the contract names that later issues implement; kept so a full config file still loads.
     media: dict[str, Any] = field(default_factory=dict)
@@ -156,6 +175,7 @@ _SECTIONS = {
     "registry": RegistryConfig,
     "keepalive": KeepaliveConfig,
     "catalog": CatalogConfig,
+    "subscribe": SubscribeConfig,
     "admin": AdminConfig,
 }
 
@@ -219,6 +239,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("[sip] listen must name at least one address")
     if not 0.1 <= cfg.catalog.inter_packet_timeout <= 600 or not 1 <= cfg.catalog.first_packet_timeout <= 3600:
         raise ConfigError("[catalog] inter_packet_timeout must be 0.1-600 s and first_packet_timeout 1-3600 s")
+    _validate_subscribe(cfg.subscribe)
     if cfg.keepalive.interval < 1 or cfg.keepalive.max_missed < 1:
         raise ConfigError("[keepalive] interval and max_missed must be positive")
     try:
@@ -227,6 +248,19 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"[platform] timezone {cfg.platform.timezone!r} is not a known zone") from exc
     _host_port(cfg.admin.listen, "[admin] listen")
     return cfg
+
+
+def _validate_subscribe(sub: SubscribeConfig) -> None:
+    if not 30 <= sub.expires <= 86400:
+        raise ConfigError("[subscribe] expires must be between 30 and 86400 seconds")
+    if not 0 < sub.refresh_margin < sub.expires:
+        raise ConfigError("[subscribe] refresh_margin must be positive and below expires")
+    if not 1 <= sub.position_interval <= 3600:
+        raise ConfigError("[subscribe] position_interval must be between 1 and 3600 seconds")
+    if not 1 <= sub.max_failures <= 100:
+        raise ConfigError("[subscribe] max_failures must be between 1 and 100")
+    if not 0.01 <= sub.retry_base <= sub.retry_max <= 86400:
+        raise ConfigError("[subscribe] needs 0.01 <= retry_base <= retry_max <= 86400 seconds")
 
 
 def load(path: str | Path | None) -> Config:

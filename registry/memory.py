@@ -11,14 +11,18 @@ from registry.models import (
     ONLINE,
     OVERRIDE_FIELDS,
     VIDEO,
+    Alarm,
     Channel,
     Device,
     Keepalive,
+    Position,
     Registration,
     StatusEvent,
     check_channel_status,
+    checked_alarm,
     checked_catalog,
     checked_overrides,
+    checked_position,
     event_code,
     kind_code,
 )
@@ -30,6 +34,8 @@ class MemoryStore:
         self._devices: dict[str, Device] = {}
         self._events: list[StatusEvent] = []
         self._channels: dict[str, dict[str, Channel]] = {}  # device ID -> channel ID -> channel
+        self._alarms: list[Alarm] = []
+        self._positions: dict[tuple[str, str], Position] = {}
 
     async def open(self) -> None:
         pass
@@ -196,6 +202,63 @@ class MemoryStore:
 
     async def count_video_channels(self, device_id: str) -> int:
         return sum(c.kind == VIDEO for c in self._channels.get(device_id, {}).values())
+
+    # alarms and positions
+    async def add_alarms(self, alarms: Sequence[Alarm]) -> list[int]:
+        checked = [checked_alarm(a) for a in alarms]
+        ids = []
+        for alarm in checked:
+            alarm.id = len(self._alarms) + 1
+            self._alarms.append(alarm)
+            ids.append(alarm.id)
+        return ids
+
+    async def list_alarms(
+        self, *, device_id: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[Alarm]:
+        found = [
+            dataclasses.replace(a)
+            for a in self._alarms
+            if (device_id is None or device_id in (a.device_id, a.source_id))
+            and (since is None or a.received_at >= since)
+        ]
+        found.sort(key=lambda a: (a.received_at, a.id))
+        return found[-limit:] if limit > 0 else []
+
+    async def get_alarm(self, alarm_id: int) -> Alarm | None:
+        if isinstance(alarm_id, int) and 1 <= alarm_id <= len(self._alarms):
+            return dataclasses.replace(self._alarms[alarm_id - 1])
+        return None
+
+    async def ack_alarm(self, alarm_id: int, by: str, at: float) -> Alarm:
+        if not (isinstance(alarm_id, int) and 1 <= alarm_id <= len(self._alarms)):
+            raise KeyError(alarm_id)
+        alarm = self._alarms[alarm_id - 1]
+        if alarm.acked_at is None:
+            alarm.acked_at, alarm.acked_by = at, by
+        return dataclasses.replace(alarm)
+
+    async def mark_alarms_reset(self, device_id: str, by: str, at: float, alarm_type: int | None = None) -> int:
+        count = 0
+        for alarm in self._alarms:
+            if alarm.device_id == device_id and alarm.reset_at is None and (
+                alarm_type is None or alarm.alarm_type == alarm_type
+            ):
+                alarm.reset_at, alarm.reset_by = at, by
+                count += 1
+        return count
+
+    async def save_positions(self, positions: Sequence[Position]) -> None:
+        checked = [checked_position(p) for p in positions]
+        for p in checked:
+            self._positions[(p.device_id, p.target_id)] = p
+
+    async def list_positions(self, *, device_id: str | None = None) -> list[Position]:
+        return [
+            dataclasses.replace(p)
+            for key, p in sorted(self._positions.items())
+            if device_id is None or key[0] == device_id
+        ]
 
 
 def _copy(channel: Channel) -> Channel:

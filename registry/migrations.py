@@ -125,6 +125,55 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX channels_civil_code ON channels (COALESCE(override_civil_code, civil_code))",
         ),
     ),
+    Migration(
+        3,
+        "alarms and mobile positions",
+        (
+            # One row per alarm a device reported (GB/T 28181-2022 §9.4). No foreign key to devices: an alarm's
+            # history outlives its device, like the event log. Times are wall-clock seconds.
+            """
+            CREATE TABLE alarms (
+                id          INTEGER PRIMARY KEY,
+                device_id   TEXT NOT NULL,
+                source_id   TEXT NOT NULL,
+                received_at REAL NOT NULL,
+                priority    INTEGER,
+                method      INTEGER,
+                alarm_type  INTEGER,
+                event_type  INTEGER,
+                alarm_time  TEXT NOT NULL DEFAULT '',
+                description TEXT NOT NULL DEFAULT '',
+                longitude   REAL,
+                latitude    REAL,
+                via         TEXT NOT NULL DEFAULT 'message',
+                sn          INTEGER,
+                acked_at    REAL,
+                acked_by    TEXT NOT NULL DEFAULT '',
+                reset_at    REAL,
+                reset_by    TEXT NOT NULL DEFAULT ''
+            )
+            """,
+            "CREATE INDEX alarms_received ON alarms (received_at)",
+            "CREATE INDEX alarms_device_received ON alarms (device_id, received_at)",
+            # The latest position per (device, target): MobilePosition NOTIFYs arrive every few seconds, so only
+            # the last one is kept.
+            """
+            CREATE TABLE positions (
+                device_id   TEXT NOT NULL,
+                target_id   TEXT NOT NULL,
+                received_at REAL NOT NULL,
+                time        TEXT NOT NULL DEFAULT '',
+                longitude   REAL,
+                latitude    REAL,
+                speed       REAL,
+                direction   REAL,
+                altitude    REAL,
+                height      REAL,
+                PRIMARY KEY (device_id, target_id)
+            )
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

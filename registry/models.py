@@ -310,3 +310,70 @@ def check_channel_status(changes: Sequence[tuple[str, str, str]]) -> None:
             raise ValueError(
                 f"status of channel {device_id}/{channel_id} must be {ONLINE!r} or {OFFLINE!r}, not {status!r}"
             )
+
+
+# Alarms and mobile positions (GB/T 28181-2022 §9.4, A.2.5.3, A.2.5.6)
+ALARM_VIA = ("message", "notify")
+
+
+@dataclass
+class Alarm:
+    """One alarm a device reported (MESSAGE Notify Alarm, or a NOTIFY of an alarm subscription). The body's
+    values are kept as sent (``alarm_time`` is the device's local time text); ``received_at`` is our wall time.
+    ``acked_*`` record an operator's acknowledgement, ``reset_*`` the ResetAlarm sent to the device."""
+
+    device_id: str  # the device that sent it (SIP From)
+    source_id: str  # the body's DeviceID: the alarming device or channel
+    received_at: float
+    priority: int | None = None  # 1..4
+    method: int | None = None  # 1 phone 2 device 3 SMS 4 GPS 5 video 6 device fault 7 other
+    alarm_type: int | None = None
+    event_type: int | None = None
+    alarm_time: str = ""
+    description: str = ""
+    longitude: float | None = None
+    latitude: float | None = None
+    via: str = "message"  # one of ALARM_VIA
+    sn: int | None = None
+    acked_at: float | None = None
+    acked_by: str = ""
+    reset_at: float | None = None
+    reset_by: str = ""
+    id: int | None = field(default=None, compare=False)
+
+
+@dataclass
+class Position:
+    """The latest mobile position of a device or channel (``target_id``), as its device reported it."""
+
+    device_id: str
+    target_id: str
+    received_at: float
+    time: str = ""  # the device's Time / CaptureTime text
+    longitude: float | None = None
+    latitude: float | None = None
+    speed: float | None = None  # km/h
+    direction: float | None = None  # degrees from north
+    altitude: float | None = None  # m
+    height: float | None = None  # m (2022)
+
+
+def checked_alarm(alarm: Alarm) -> Alarm:
+    """A validated copy (ValueError for a caller's bug): IDs non-empty, ``via`` known, coordinates finite."""
+    if not alarm.device_id or not alarm.source_id:
+        raise ValueError("an alarm needs its device and source IDs")
+    if alarm.via not in ALARM_VIA:
+        raise ValueError(f"alarm via must be one of {ALARM_VIA}, not {alarm.via!r}")
+    return dataclasses.replace(
+        alarm,
+        longitude=_float("alarm longitude", alarm.longitude),
+        latitude=_float("alarm latitude", alarm.latitude),
+    )
+
+
+def checked_position(p: Position) -> Position:
+    if not p.device_id or not p.target_id:
+        raise ValueError("a position needs its device and target IDs")
+    values = {name: _float(f"position {name}", getattr(p, name))
+              for name in ("longitude", "latitude", "speed", "direction", "altitude", "height")}  # fmt: skip
+    return dataclasses.replace(p, **values)  # type: ignore[arg-type]

@@ -34,14 +34,18 @@ from registry.models import (
     OVERRIDE_FIELDS,
     SUBJECT_KINDS,
     VIDEO,
+    Alarm,
     Channel,
     Device,
     Keepalive,
+    Position,
     Registration,
     StatusEvent,
     check_channel_status,
+    checked_alarm,
     checked_catalog,
     checked_overrides,
+    checked_position,
     event_code,
     kind_code,
     to_millis,
@@ -154,6 +158,23 @@ _SHOWN_CIVIL_CODE = "COALESCE(override_civil_code, civil_code)"  # the expressio
 _SET_CHANNEL_STATUS = "UPDATE channels SET status = ? WHERE device_id = ? AND id = ?"
 _REMOVE_CHANNEL = "DELETE FROM channels WHERE device_id = ? AND id = ?"
 
+# Alarms and positions (migration 3), in Alarm / Position field order.
+ALARM_COLUMNS: tuple[str, ...] = (
+    "device_id", "source_id", "received_at", "priority", "method", "alarm_type", "event_type", "alarm_time",
+    "description", "longitude", "latitude", "via", "sn", "acked_at", "acked_by", "reset_at", "reset_by",
+)  # fmt: skip
+_ADD_ALARM = f"INSERT INTO alarms ({', '.join(ALARM_COLUMNS)}) VALUES ({', '.join('?' * len(ALARM_COLUMNS))})"
+_SELECT_ALARMS = f"SELECT id, {', '.join(ALARM_COLUMNS)} FROM alarms"
+POSITION_COLUMNS: tuple[str, ...] = (
+    "device_id", "target_id", "received_at", "time", "longitude", "latitude", "speed", "direction", "altitude",
+    "height",
+)  # fmt: skip
+_SAVE_POSITION = (
+    f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) VALUES ({', '.join('?' * len(POSITION_COLUMNS))}) "
+    "ON CONFLICT (device_id, target_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS[2:])
+)
+
 _SYNC_MODES = ("NORMAL", "FULL", "EXTRA")
 _SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
@@ -234,6 +255,10 @@ def _channel(row: Sequence[Any]) -> Channel:
     values["parent_ids"] = tuple(json.loads(values["parent_ids"]))
     values["info"] = json.loads(values["info"])
     return Channel(**values)
+
+
+def _alarm(row: Sequence[Any]) -> Alarm:
+    return Alarm(**dict(zip(ALARM_COLUMNS, row[1:], strict=True)), id=row[0])
 
 
 def _prefix_upper(prefix: str) -> str | None:
@@ -531,6 +556,81 @@ class SqliteStore:
                 "SELECT count(*) FROM channels WHERE device_id = ? AND kind = ?", (device_id, VIDEO)
             )
         return int(next(iter(rows))[0])
+
+    # alarms and positions (separate from the channel code on purpose: other work tunes that part)
+    async def add_alarms(self, alarms: Sequence[Alarm]) -> list[int]:
+        rows = [tuple(getattr(a, c) for c in ALARM_COLUMNS) for a in (checked_alarm(a) for a in alarms)]
+        ids: list[int] = []
+        if not rows:
+            return ids
+        async with self._write("add_alarms") as db:
+            for row in rows:  # one transaction; each insert reports its rowid
+                cursor = await db.execute(_ADD_ALARM, row)
+                ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    async def list_alarms(
+        self, *, device_id: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[Alarm]:
+        if limit <= 0:
+            return []
+        where: list[str] = []
+        args: list[Any] = []
+        if device_id is not None:
+            where.append("(device_id = ? OR source_id = ?)")
+            args += [device_id, device_id]
+        if since is not None:
+            where.append("received_at >= ?")
+            args.append(since)
+        sql = _SELECT_ALARMS + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY received_at DESC, id DESC LIMIT ?"
+        args.append(limit)
+        async with self._read("list_alarms") as db:
+            rows = list(await db.execute_fetchall(sql, args))
+        rows.reverse()
+        return [_alarm(r) for r in rows]
+
+    async def get_alarm(self, alarm_id: int) -> Alarm | None:
+        async with self._read("get_alarm") as db:
+            rows = list(await db.execute_fetchall(_SELECT_ALARMS + " WHERE id = ?", (alarm_id,)))
+        return _alarm(rows[0]) if rows else None
+
+    async def ack_alarm(self, alarm_id: int, by: str, at: float) -> Alarm:
+        async with self._write("ack_alarm") as db:
+            await db.execute(
+                "UPDATE alarms SET acked_at = ?, acked_by = ? WHERE id = ? AND acked_at IS NULL", (at, by, alarm_id)
+            )
+            rows = list(await db.execute_fetchall(_SELECT_ALARMS + " WHERE id = ?", (alarm_id,)))
+            if not rows:
+                raise KeyError(alarm_id)
+        return _alarm(rows[0])
+
+    async def mark_alarms_reset(self, device_id: str, by: str, at: float, alarm_type: int | None = None) -> int:
+        sql = "UPDATE alarms SET reset_at = ?, reset_by = ? WHERE device_id = ? AND reset_at IS NULL"
+        args: list[Any] = [at, by, device_id]
+        if alarm_type is not None:
+            sql += " AND alarm_type = ?"
+            args.append(alarm_type)
+        async with self._write("mark_alarms_reset") as db:
+            cursor = await db.execute(sql, args)
+            return cursor.rowcount
+
+    async def save_positions(self, positions: Sequence[Position]) -> None:
+        rows = [tuple(getattr(p, c) for c in POSITION_COLUMNS) for p in (checked_position(p) for p in positions)]
+        if not rows:
+            return
+        async with self._write("save_positions") as db:
+            await db.executemany(_SAVE_POSITION, rows)
+
+    async def list_positions(self, *, device_id: str | None = None) -> list[Position]:
+        sql = f"SELECT {', '.join(POSITION_COLUMNS)} FROM positions"
+        args: tuple[Any, ...] = ()
+        if device_id is not None:
+            sql += " WHERE device_id = ?"
+            args = (device_id,)
+        async with self._read("list_positions") as db:
+            rows = await db.execute_fetchall(sql + " ORDER BY device_id, target_id", args)
+        return [Position(**dict(zip(POSITION_COLUMNS, r, strict=True))) for r in rows]
 
     # operations
     async def integrity_check(self) -> str:

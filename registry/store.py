@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from registry.models import Channel, Device, Keepalive, Registration, StatusEvent
+from registry.models import Alarm, Channel, Device, Keepalive, Position, Registration, StatusEvent
 
 
 class StoreError(Exception):
@@ -108,3 +108,31 @@ class RegistryStore(Protocol):
 
     async def count_video_channels(self, device_id: str) -> int:
         """Video channels of the device (kind "video"): the device's ``channel_count`` (DECISIONS.md)."""
+
+    # alarms (GB/T 28181-2022 §9.4) and mobile positions (A.2.5.6)
+    async def add_alarms(self, alarms: Sequence[Alarm]) -> list[int]:
+        """Append in one transaction; returns the ids the store assigned, in order (the given ``id`` is ignored).
+        ValueError (nothing stored) for an invalid record (``registry.models.checked_alarm``)."""
+
+    async def list_alarms(
+        self, *, device_id: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[Alarm]:
+        """Alarms in arrival order (oldest first; ties by id), optionally of one device (the reporting device or
+        the alarm source) and with ``received_at >= since``; at most ``limit`` (the newest ones)."""
+
+    async def get_alarm(self, alarm_id: int) -> Alarm | None: ...
+
+    async def ack_alarm(self, alarm_id: int, by: str, at: float) -> Alarm:
+        """Record an operator's acknowledgement; an alarm already acknowledged keeps its first one. Returns the
+        alarm; KeyError for an unknown id."""
+
+    async def mark_alarms_reset(self, device_id: str, by: str, at: float, alarm_type: int | None = None) -> int:
+        """Mark the device's alarms not reset yet (only those of ``alarm_type`` when given) as reset; returns
+        how many were marked."""
+
+    async def save_positions(self, positions: Sequence[Position]) -> None:
+        """Keep the latest position per (device_id, target_id), in one transaction; later items win. ValueError
+        (nothing stored) for an invalid record."""
+
+    async def list_positions(self, *, device_id: str | None = None) -> list[Position]:
+        """Latest positions ordered by (device_id, target_id), optionally of one device."""
