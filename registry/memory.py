@@ -191,6 +191,9 @@ class MemoryStore:
             setattr(channel, name, value)
         return _copy(channel)
 
+    async def find_channels(self, channel_id: str) -> list[Channel]:
+        return [_copy(chs[channel_id]) for _, chs in sorted(self._channels.items()) if channel_id in chs]
+
     async def set_channel_overrides_many(self, changes: Sequence[tuple[str, str, dict[str, object]]]) -> None:
         checked = [(device_id, channel_id, checked_overrides(values)) for device_id, channel_id, values in changes]
         for device_id, channel_id, _ in checked:

@@ -517,6 +517,11 @@ class SqliteStore:
                 raise KeyError(key)
         return _channel(rows[0])
 
+    async def find_channels(self, channel_id: str) -> list[Channel]:
+        async with self._read("find_channels") as db:
+            rows = await db.execute_fetchall(_SELECT_CHANNELS + " WHERE id = ? ORDER BY device_id", (channel_id,))
+        return [_channel(r) for r in rows]
+
     async def set_channel_overrides_many(self, changes: Sequence[tuple[str, str, dict[str, object]]]) -> None:
         checked = [(device_id, channel_id, checked_overrides(values)) for device_id, channel_id, values in changes]
         async with self._write("set_channel_overrides_many") as db:

@@ -580,3 +580,12 @@ async def test_overrides_of_many_channels_are_all_or_nothing(store: RegistryStor
     with pytest.raises(ValueError):
         await store.set_channel_overrides_many([(NVR, CH1, {"override_name": "set?"}), (NVR, CH2, {"name": "x"})])
     assert [c.override_name for c in await store.list_channels(device_id=NVR)] == [None, None]
+
+
+async def test_find_channels_lists_a_channel_on_every_device_that_has_it(store: RegistryStore) -> None:
+    await devices(store, NVR, OTHER)
+    await store.apply_catalog(OTHER, [ch(CH1, OTHER, name="C")], [])
+    await store.apply_catalog(NVR, [ch(CH1, name="A"), ch(CH2, name="B")], [])
+    assert [(c.device_id, c.name) for c in await store.find_channels(CH1)] == [(NVR, "A"), (OTHER, "C")]
+    assert [c.device_id for c in await store.find_channels(CH2)] == [NVR]
+    assert await store.find_channels(CH3) == []
