@@ -341,15 +341,15 @@ class AdminApi:
         action = self._field(body, "action", str)
         speed = self._field(body, "speed", int, DEFAULT_SPEED)
         duration = self._field(body, "duration", (int, float), None)
-        return await self._operate(self.platform.ptz(request.match_info["id"], action, speed, duration))
+        return await self._operate(self.platform.operations.ptz(request.match_info["id"], action, speed, duration))
 
     async def list_presets(self, request: web.Request) -> web.Response:
-        return await self._operate(self.platform.presets(request.match_info["id"]))
+        return await self._operate(self.platform.operations.presets(request.match_info["id"]))
 
     async def preset(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
         action, number = self._field(body, "action", str), self._field(body, "number", int)
-        return await self._operate(self.platform.preset(request.match_info["id"], action, number))
+        return await self._operate(self.platform.operations.preset(request.match_info["id"], action, number))
 
     async def records(self, request: web.Request) -> web.Response:
         q, now = request.query, self.platform.wall()
@@ -358,18 +358,18 @@ class AdminApi:
             end = parse_time(q["end"], self.tz, now) if "end" in q else now
         except ValueError as exc:
             return _error(400, str(exc))
-        return await self._operate(self.platform.record_search(request.match_info["id"], start, end))
+        return await self._operate(self.platform.operations.record_search(request.match_info["id"], start, end))
 
     async def record(self, request: web.Request) -> web.Response:
         action = self._field(await self._json_body(request), "action", str)
-        return await self._operate(self.platform.record(request.match_info["id"], action))
+        return await self._operate(self.platform.operations.record(request.match_info["id"], action))
 
     async def reboot(self, request: web.Request) -> web.Response:
-        return await self._operate(self.platform.reboot(request.match_info["id"]))
+        return await self._operate(self.platform.operations.reboot(request.match_info["id"]))
 
     async def guard(self, request: web.Request) -> web.Response:
         action = self._field(await self._json_body(request), "action", str)
-        return await self._operate(self.platform.guard(request.match_info["id"], action))
+        return await self._operate(self.platform.operations.guard(request.match_info["id"], action))
 
     async def export_channels(self, request: web.Request) -> web.Response:
         data = export_csv(await self.platform.store.list_channels())
