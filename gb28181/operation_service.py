@@ -15,6 +15,7 @@ from typing import Any
 from gb28181.devices import DeviceService
 from gb28181.manscdp import ManscdpError
 from gb28181.manscdp.codec import decode as decode_message
+from gb28181.manscdp.control import PtzCmd
 from gb28181.manscdp.messages import PresetResponse, RecordInfoResponse
 from gb28181.operations import (
     OperationError,
@@ -66,7 +67,8 @@ class OperationService:
         self.query_timeout = query_timeout
         self.records = RecordAssembler(inter_packet_timeout=inter_packet_timeout, first_packet_timeout=query_timeout)
         self._record_waiters: dict[tuple[str, int], asyncio.Future[RecordResult]] = {}
-        self._ptz_timers: dict[str, asyncio.Task[dict[str, Any]]] = {}  # pending timed-PTZ stops, by body DeviceID
+        # pending timed-PTZ stops by body DeviceID: the timer, and what it will send
+        self._ptz_timers: dict[str, tuple[asyncio.Task[dict[str, Any]], Target, PtzCmd]] = {}
 
     def tick(self, now: float) -> None:
         """Called by the platform's clock: record searches that went quiet end now."""
@@ -130,7 +132,7 @@ class OperationService:
         if plan.stop is None:
             return out
         timer = asyncio.get_running_loop().create_task(self._ptz_stop(target, plan))
-        self._ptz_timers[target.body_id] = timer
+        self._ptz_timers[target.body_id] = (timer, target, plan.stop)
         timer.add_done_callback(lambda t: self._ptz_stop_done(target.body_id, t))
         try:
             stop = await asyncio.shield(timer)
@@ -146,17 +148,30 @@ class OperationService:
         return await self.control(target, plan.stop)
 
     def _ptz_stop_done(self, body_id: str, timer: asyncio.Task[dict[str, Any]]) -> None:
-        if self._ptz_timers.get(body_id) is timer:
+        if self._ptz_timers.get(body_id, (None,))[0] is timer:
             del self._ptz_timers[body_id]
         if not timer.cancelled() and (exc := timer.exception()) is not None:
             self.count("ptz:stop-failed")
             log.error("PTZ stop for %s not delivered: %s", body_id, exc)
 
     def _cancel_ptz_timer(self, body_id: str) -> None:
-        timer = self._ptz_timers.pop(body_id, None)
+        timer, _, _ = self._ptz_timers.pop(body_id, (None, None, None))
         if timer is not None and not timer.done():
             log.info("PTZ command for %s supersedes the pending timed stop", body_id)
             timer.cancel()
+
+    async def stop_moving(self) -> int:
+        """At shutdown: the timed stops still pending go out now (a camera must not keep turning until someone
+        notices). Returns how many were sent."""
+        pending = list(self._ptz_timers.values())
+        self._ptz_timers.clear()
+        for timer, _, _ in pending:
+            timer.cancel()
+        results = await asyncio.gather(*(self.control(t, stop) for _, t, stop in pending), return_exceptions=True)
+        for (_, target, _), result in zip(pending, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("PTZ stop for %s at shutdown not delivered: %s", target.body_id, result)
+        return len(pending)
 
     async def presets(self, target_id: str) -> dict[str, Any]:
         """The channel's presets (PresetQuery, A.2.4.8 / A.2.6.10)."""

@@ -558,6 +558,7 @@ async def run(
     await stop.wait()
     log.info("stopping: %d devices online", sum(1 for d in platform.devices.devices.values() if d.status == "online"))
     ticker.cancel()
+    await platform.operations.stop_moving()  # timed PTZ stops still pending go out before the transport closes
     await runner.close()
     await admin_runner.cleanup()
     await platform.devices.stop()  # records platform-stop and flushes the batches

@@ -149,3 +149,16 @@ async def test_controls_refused_timed_out_or_aimed_wrong_are_clear_errors(platfo
     with pytest.raises(OperationError, match="none of them online") as offline:
         await platform.operations.record(CH1, "start")
     assert offline.value.kind == "offline"
+
+
+async def test_timed_stops_still_pending_go_out_at_shutdown(platform: Platform) -> None:
+    moving = asyncio.create_task(platform.operations.ptz(CH1, "zoom-in", 0x80, 300))
+    for _ in range(50):
+        await asyncio.sleep(0)
+        if platform.operations._ptz_timers:
+            break
+    assert await platform.operations.stop_moving() == 1
+    assert (await asyncio.wait_for(moving, 5))["superseded"] is True
+    codes = [re.search(rb"<PTZCmd>(\w+)</PTZCmd>", b).group(1) for b in platform.runner.bodies()]  # type: ignore[union-attr]
+    assert codes == [b"A50F011000008045", b"A50F0100000000B5"]
+    assert await platform.operations.stop_moving() == 0
