@@ -99,6 +99,35 @@ class Admin:
                 "(set --admin or GB28181_ADMIN)"
             ) from exc
 
+    def raw(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        query: dict[str, Any] | None = None,
+        timeout: float = 120,
+    ) -> bytes:
+        """Like ``call`` for bodies that are not JSON (CSV); returns the response bytes."""
+        url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        req = urllib.request.Request(url, data=data, method=method)
+        if content_type:
+            req.add_header("Content-Type", content_type)
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return bytes(resp.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", exc.reason)
+            except (ValueError, AttributeError):
+                message = exc.reason
+            raise click.ClickException(f"{method} {path}: {exc.code} {message}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise click.ClickException(f"cannot reach the admin API at {self.url} ({reason})") from exc
+
 
 def _token(db: str) -> str | None:
     token = os.environ.get("GB28181_TOKEN")
@@ -317,16 +346,19 @@ def catalog_sync(device_id: str, wait: bool, as_json: bool, admin_url: str, db: 
         )
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--device", "device_id", help="Only this device's channels.")
 @click.option("--status", type=click.Choice(["online", "offline"]))
 @click.option("--civil-code", help="Only channels whose civil code starts with this.")
 @json_option
 @admin_option
 @db_option
-def channels(device_id: str | None, status: str | None, civil_code: str | None, as_json: bool, admin_url: str,
-             db: str) -> None:  # fmt: skip
-    """List channels (names and coordinates as shown: local overrides first)."""
+@click.pass_context
+def channels(ctx: click.Context, device_id: str | None, status: str | None, civil_code: str | None, as_json: bool,
+             admin_url: str, db: str) -> None:  # fmt: skip
+    """List channels (names and coordinates as shown: local overrides first); `channels export|import FILE.csv`."""
+    if ctx.invoked_subcommand is not None:
+        return
     rows = _client(admin_url, db).call(
         "GET", "/api/channels", query={"device": device_id, "status": status, "civil_code": civil_code}
     )
@@ -526,6 +558,157 @@ def positions(device_id: str | None, as_json: bool, admin_url: str, db: str) -> 
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
     _print_table(rows, ["device_id", "id", "time", "longitude", "latitude", "speed", "direction"])
+# ---------------------------------------------------------------------------------------------- operations
+PTZ_ACTIONS = ["left", "right", "up", "down", "zoom-in", "zoom-out", "focus-near", "focus-far", "iris-open",
+               "iris-close", "stop"]  # fmt: skip
+
+
+def _channel_path(channel_id: str, what: str) -> str:
+    return f"/api/channels/{urllib.parse.quote(channel_id)}/{what}"
+
+
+def _done(row: dict[str, Any], as_json: bool, text: str) -> None:
+    click.echo(json.dumps(row, ensure_ascii=False) if as_json else text)
+
+
+@main.command()
+@click.argument("channel_id", metavar="CHANNEL")
+@click.argument("action", type=click.Choice(PTZ_ACTIONS))
+@click.option("--speed", type=click.IntRange(0, 255), default=128, show_default=True, help="0-255 for every action.")
+@click.option("--duration", type=click.FloatRange(0, 300, min_open=True), help="Seconds; then the platform stops it.")
+@json_option
+@admin_option
+@db_option
+def ptz(channel_id: str, action: str, speed: int, duration: float | None, as_json: bool, admin_url: str,
+        db: str) -> None:  # fmt: skip
+    """Move, zoom, focus or stop a camera (PTZCmd, GB/T 28181 A.3); without --duration it moves until `stop`."""
+    body: dict[str, Any] = {"action": action, "speed": speed}
+    if duration is not None:
+        body["duration"] = duration
+    row = _client(admin_url, db).call("POST", _channel_path(channel_id, "ptz"), body, timeout=(duration or 0) + 660)
+    text = f"{action} sent to {row['target']} via {row['device_id']} ({row['ptz_cmd']})"
+    if row.get("superseded"):
+        text += "; a later PTZ command replaced its timed stop"
+    elif row.get("stop"):
+        text += f", stopped after {row['duration']:g} s ({row['stop']})"
+    _done(row, as_json, text)
+
+
+@main.command()
+@click.argument("action", type=click.Choice(["list", "goto", "set", "delete"]))
+@click.argument("channel_id", metavar="CHANNEL")
+@click.argument("number", type=click.IntRange(1, 255), required=False)
+@json_option
+@admin_option
+@db_option
+def preset(action: str, channel_id: str, number: int | None, as_json: bool, admin_url: str, db: str) -> None:
+    """List a camera's presets, or go to, set or delete preset N (1-255)."""
+    client = _client(admin_url, db)
+    if action == "list":
+        if number is not None:
+            raise click.UsageError("preset list takes no number")
+        rows = client.call("GET", _channel_path(channel_id, "presets"), timeout=660)["presets"]
+        if as_json:
+            click.echo(json.dumps(rows, ensure_ascii=False))
+        else:
+            _print_table(rows, ["preset", "name"])
+        return
+    if number is None:
+        raise click.UsageError(f"preset {action} needs the preset number N")
+    row = client.call("POST", _channel_path(channel_id, "presets"), {"action": action, "number": number}, timeout=660)
+    _done(row, as_json, f"preset {action} {number} sent to {row['target']} ({row['ptz_cmd']})")
+
+
+@main.command()
+@click.argument("channel_id", metavar="CHANNEL")
+@click.option("--start", required=True, help="ISO time (platform timezone unless an offset is given), or -1h/-2d.")
+@click.option("--end", default="-0s", show_default=True, help="ISO time, epoch seconds, or -1h/-2d.")
+@json_option
+@admin_option
+@db_option
+def records(channel_id: str, start: str, end: str, as_json: bool, admin_url: str, db: str) -> None:
+    """Search a channel's recordings (RecordInfo); a partial answer says so on stderr."""
+    result = _client(admin_url, db).call(
+        "GET", _channel_path(channel_id, "records"), query={"start": start, "end": end}, timeout=660
+    )
+    if result["state"] != "complete":
+        click.echo(f"partial answer ({result['reason']}): {result['received']} of {result['sum_num']} files", err=True)
+    if as_json:
+        click.echo(json.dumps(result["items"], ensure_ascii=False))
+        return
+    _print_table(result["items"], ["start_time", "end_time", "type", "file_size", "name", "file_path"])
+
+
+@main.command()
+@click.argument("action", type=click.Choice(["start", "stop"]))
+@click.argument("channel_id", metavar="CHANNEL")
+@json_option
+@admin_option
+@db_option
+def record(action: str, channel_id: str, as_json: bool, admin_url: str, db: str) -> None:
+    """Start or stop recording on the device (RecordCmd); waits for the device's Result."""
+    row = _client(admin_url, db).call("POST", _channel_path(channel_id, "record"), {"action": action}, timeout=660)
+    _done(row, as_json, f"record {action}: {row['target']} answered {row['result']}")
+
+
+@main.command()
+@click.argument("device_id", metavar="DEVICE")
+@json_option
+@admin_option
+@db_option
+def reboot(device_id: str, as_json: bool, admin_url: str, db: str) -> None:
+    """Reboot a device (TeleBoot); the device answers only with SIP 200, then re-registers."""
+    row = _client(admin_url, db).call("POST", f"/api/devices/{urllib.parse.quote(device_id)}/reboot", {}, timeout=660)
+    _done(row, as_json, f"reboot sent to {row['device_id']}")
+
+
+@main.command()
+@click.argument("action", type=click.Choice(["arm", "disarm"]))
+@click.argument("device_id", metavar="DEVICE")
+@json_option
+@admin_option
+@db_option
+def guard(action: str, device_id: str, as_json: bool, admin_url: str, db: str) -> None:
+    """Arm or disarm a device's alarm inputs (GuardCmd); waits for the device's Result."""
+    path = f"/api/devices/{urllib.parse.quote(device_id)}/guard"
+    row = _client(admin_url, db).call("POST", path, {"action": action}, timeout=660)
+    _done(row, as_json, f"guard {action}: {row['target']} answered {row['result']}")
+
+
+@channels.command("export")
+@click.argument("path", metavar="FILE.csv", type=click.Path(dir_okay=False, writable=True))
+@json_option
+@admin_option
+@db_option
+def channels_export(path: str, as_json: bool, admin_url: str, db: str) -> None:
+    """Write every channel with its local overrides to FILE.csv (UTF-8 with BOM, opens in Excel)."""
+    data = _client(admin_url, db).raw("GET", "/api/channels.csv")
+    Path(path).write_bytes(data)
+    rows = max(0, data.count(b"\n") - 1)
+    _done({"path": path, "rows": rows}, as_json, f"wrote {rows} channels to {path}")
+
+
+@channels.command("import")
+@click.argument("path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check the file and show what would change; change nothing.")
+@json_option
+@admin_option
+@db_option
+def channels_import(path: str, dry_run: bool, as_json: bool, admin_url: str, db: str) -> None:
+    """Apply names, coordinates, civil codes and point classes from FILE.csv as local overrides, all or nothing
+    (every row is checked first; an empty cell or the reported value means no override)."""
+    query = {"dry_run": "1"} if dry_run else None
+    data = _client(admin_url, db).raw("POST", "/api/channels.csv", Path(path).read_bytes(), "text/csv", query)
+    result = json.loads(data)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    for change in result["changes"]:
+        for field_name, after in change["after"].items():
+            before = change["before"].get(field_name)
+            click.echo(f"line {change['line']}: {change['id']} {field_name}: {before!r} -> {after!r}")
+    verb = "would change" if dry_run else "changed"
+    click.echo(f"{result['rows']} rows read ({result['encoding']}); {verb} {result['changed']} channels")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from gb28181.manscdp.messages import (
     MobilePositionNotify,
 )
 from gb28181.notifications import CHANNEL_EVENT, STATUS_EVENTS, alarm_record, catalog_changes, position_records
+from gb28181.operation_service import OperationService
 from gb28181.queries import QUERIES, build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
 from gb28181.sn import Correlator, QueryError, check_result
@@ -171,6 +172,11 @@ class Platform:
         )
         self._catalog_waiters: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
         self._init_subscriptions()
+        self.operations = OperationService(
+            store=self.store, devices=self.devices, correlator=self.correlator, send=self._send_to_device,
+            device_of=self._registered, count=self.count, mono=self.mono, tz=self.tz, query_timeout=s.query_timeout,
+            inter_packet_timeout=self.cfg.catalog.inter_packet_timeout,
+        )  # fmt: skip
 
     def count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
@@ -354,6 +360,8 @@ class Platform:
                 return
             if isinstance(decoded.message, CatalogResponse):
                 self._on_catalog(user, decoded.message)
+        elif env.kind == "Response" and env.cmd_type == "RecordInfo":
+            self.operations.on_records(user, req.body)
         elif env.kind == "Response":
             pending = self.correlator.match(user, env.sn, env.cmd_type)
             if pending is None:
@@ -885,6 +893,7 @@ class Platform:
             self._drive_subscriptions()
             for commit in self.catalog.due(self.mono()):
                 self._spawn(self._commit_catalog(commit))
+            self.operations.tick(self.mono())
             await asyncio.sleep(interval)
 
 
@@ -961,6 +970,7 @@ async def run(
     await stop.wait()
     log.info("stopping: %d devices online", sum(1 for d in platform.devices.devices.values() if d.status == "online"))
     ticker.cancel()
+    await platform.operations.stop_moving()  # timed PTZ stops still pending go out before the transport closes
     await runner.close()
     await admin_runner.cleanup()
     await platform.devices.stop()  # records platform-stop and flushes the batches

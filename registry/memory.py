@@ -197,6 +197,19 @@ class MemoryStore:
             setattr(channel, name, value)
         return _copy(channel)
 
+    async def find_channels(self, channel_id: str) -> list[Channel]:
+        return [_copy(chs[channel_id]) for _, chs in sorted(self._channels.items()) if channel_id in chs]
+
+    async def set_channel_overrides_many(self, changes: Sequence[tuple[str, str, dict[str, object]]]) -> None:
+        checked = [(device_id, channel_id, checked_overrides(values)) for device_id, channel_id, values in changes]
+        for device_id, channel_id, _ in checked:
+            if channel_id not in self._channels.get(device_id, {}):
+                raise KeyError((device_id, channel_id))
+        for device_id, channel_id, values in checked:
+            channel = self._channels[device_id][channel_id]
+            for name, value in values.items():
+                setattr(channel, name, value)
+
     async def count_channels(self, device_id: str) -> int:
         return len(self._channels.get(device_id, {}))
 

@@ -545,6 +545,28 @@ class SqliteStore:
                 raise KeyError(key)
         return _channel(rows[0])
 
+    async def find_channels(self, channel_id: str) -> list[Channel]:
+        async with self._read("find_channels") as db:
+            rows = await db.execute_fetchall(_SELECT_CHANNELS + " WHERE id = ? ORDER BY device_id", (channel_id,))
+        return [_channel(r) for r in rows]
+
+    async def set_channel_overrides_many(self, changes: Sequence[tuple[str, str, dict[str, object]]]) -> None:
+        checked = [(device_id, channel_id, checked_overrides(values)) for device_id, channel_id, values in changes]
+        async with self._write("set_channel_overrides_many") as db:
+            for device_id, channel_id, values in checked:
+                key = (device_id, channel_id)
+                if values:
+                    sets = ", ".join(f"{name} = ?" for name in values)  # names checked against OVERRIDE_FIELDS
+                    cursor = await db.execute(
+                        f"UPDATE channels SET {sets} WHERE device_id = ? AND id = ?", (*values.values(), *key)
+                    )
+                    found = cursor.rowcount > 0
+                else:
+                    rows = await db.execute_fetchall("SELECT 1 FROM channels WHERE device_id = ? AND id = ?", key)
+                    found = bool(list(rows))
+                if not found:
+                    raise KeyError(key)  # rolls the whole import back
+
     async def count_channels(self, device_id: str) -> int:
         async with self._read("count_channels") as db:
             rows = await db.execute_fetchall("SELECT count(*) FROM channels WHERE device_id = ?", (device_id,))

@@ -103,6 +103,14 @@ class RegistryStore(Protocol):
         given are kept. Returns the updated channel. ValueError for another name or a bad value (nothing set);
         KeyError for an unknown channel."""
 
+    async def find_channels(self, channel_id: str) -> list[Channel]:
+        """The channel ``channel_id`` on every device that lists it (a camera and the NVR recording it), by device."""
+
+    async def set_channel_overrides_many(self, changes: Sequence[tuple[str, str, dict[str, object]]]) -> None:
+        """Set the overrides of many channels, (device_id, channel_id, {override name: value}) each, in one
+        transaction (a CSV import): all or nothing. ValueError for a bad name or value, KeyError for an unknown
+        channel; nothing is set then."""
+
     async def count_channels(self, device_id: str) -> int:
         """Channels of the device, of every kind."""
 

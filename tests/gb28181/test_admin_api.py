@@ -91,3 +91,44 @@ async def test_events_and_stats(client: TestClient) -> None:
     r = await client.get("/api/stats", headers=admin)
     stats = await r.json()
     assert stats["devices"] == 0 and stats["online"] == 0 and "sip" in stats
+
+
+async def test_operation_routes_check_roles_and_arguments(client: TestClient) -> None:
+    ch = "/api/channels/34020000001310000001"
+    r = await client.post(f"{ch}/ptz", json={"action": "left"}, headers=auth("view-tok"))
+    assert r.status == 403, "a viewer may not move cameras"
+    r = await client.post(f"{ch}/ptz", json={"action": "left"}, headers=auth("op-tok"))
+    assert r.status == 404 and "no device or channel" in (await r.json())["error"]
+    for body, words in (
+        ({"action": "left", "speed": "fast"}, "bad speed"),
+        ({"action": "left", "speed": True}, "bad speed"),
+        ({"action": "left", "duration": "1s"}, "bad duration"),
+        ({"speed": 3}, "missing action"),
+        ({"action": "sideways"}, "unknown PTZ action"),
+    ):
+        r = await client.post(f"{ch}/ptz", json=body, headers=auth("op-tok"))
+        assert r.status == 400 and words in (await r.json())["error"], body
+    r = await client.post(f"{ch}/presets", json={"action": "goto", "number": 0}, headers=auth("op-tok"))
+    assert r.status == 400 and "1-255" in (await r.json())["error"]
+    r = await client.get(f"{ch}/presets", headers=auth("view-tok"))
+    assert r.status == 404, "a viewer may read presets; this channel does not exist"
+    r = await client.get(f"{ch}/records?start=yesterday", headers=auth("view-tok"))
+    assert r.status == 400 and "not a time" in (await r.json())["error"]
+    r = await client.post(f"/api/devices/{DEVICE}/reboot", json={}, headers=auth("view-tok"))
+    assert r.status == 403
+    r = await client.post(f"/api/devices/{DEVICE}/guard", json={"action": "on"}, headers=auth("op-tok"))
+    assert r.status == 400 and "arm or disarm" in (await r.json())["error"]
+
+
+async def test_channels_csv_routes(client: TestClient) -> None:
+    r = await client.get("/api/channels.csv", headers=auth("view-tok"))
+    assert r.status == 200 and r.content_type == "text/csv"
+    assert (await r.read()).startswith(b"\xef\xbb\xbfdevice_id,id,")
+    r = await client.post("/api/channels.csv", data=b"device_id,id,name\r\n", headers=auth("view-tok"))
+    assert r.status == 403, "a viewer may not import"
+    bad = f"device_id,id,name\r\n{DEVICE},34020000001310000001,x\r\n".encode()
+    r = await client.post("/api/channels.csv", data=bad, headers=auth("op-tok"))
+    body = await r.json()
+    assert r.status == 400 and body["errors"] == [f"line 2: no channel 34020000001310000001 on device {DEVICE}"]
+    r = await client.post("/api/channels.csv?dry_run=1", data=b"device_id,id,name\r\n", headers=auth("op-tok"))
+    assert r.status == 200 and (await r.json())["changed"] == 0

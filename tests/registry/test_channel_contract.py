@@ -544,3 +544,48 @@ async def test_channel_set_events_round_trip(store: RegistryStore) -> None:
     ]
     await store.append_events(events)
     assert await store.list_events(subject=CH1) == events
+
+
+async def test_overrides_of_many_channels_apply_in_one_transaction(store: RegistryStore) -> None:
+    await devices(store, NVR, OTHER)
+    await store.apply_catalog(NVR, [ch(CH1, name="A"), ch(CH2, name="B")], [])
+    await store.apply_catalog(OTHER, [ch(CH1, OTHER, name="C")], [])
+    await store.set_channel_overrides(NVR, CH2, override_name="old")
+    await store.set_channel_overrides_many([
+        (NVR, CH1, {"override_name": "东门", "override_longitude": 117.5, "override_latitude": 31.5}),
+        (NVR, CH2, {"override_name": None, "override_point_class": 2}),
+        (OTHER, CH1, {}),
+    ])  # fmt: skip
+    one, two, other = (
+        await store.get_channel(NVR, CH1),
+        await store.get_channel(NVR, CH2),
+        await store.get_channel(OTHER, CH1),
+    )
+    assert (one.shown_name, one.shown_longitude, one.shown_latitude) == ("东门", 117.5, 31.5)
+    assert (two.override_name, two.shown_name, two.shown_point_class) == (None, "B", 2)
+    assert other.override_name is None and other.shown_name == "C", "same channel ID on another device untouched"
+
+
+async def test_overrides_of_many_channels_are_all_or_nothing(store: RegistryStore) -> None:
+    await devices(store)
+    await store.apply_catalog(NVR, [ch(CH1, name="A"), ch(CH2, name="B")], [])
+    with pytest.raises(KeyError):
+        await store.set_channel_overrides_many(
+            [(NVR, CH1, {"override_name": "set?"}), (NVR, CH3, {"override_name": "no such channel"})]
+        )
+    with pytest.raises(ValueError):
+        await store.set_channel_overrides_many(
+            [(NVR, CH1, {"override_name": "set?"}), (NVR, CH2, {"override_point_class": 7})]
+        )
+    with pytest.raises(ValueError):
+        await store.set_channel_overrides_many([(NVR, CH1, {"override_name": "set?"}), (NVR, CH2, {"name": "x"})])
+    assert [c.override_name for c in await store.list_channels(device_id=NVR)] == [None, None]
+
+
+async def test_find_channels_lists_a_channel_on_every_device_that_has_it(store: RegistryStore) -> None:
+    await devices(store, NVR, OTHER)
+    await store.apply_catalog(OTHER, [ch(CH1, OTHER, name="C")], [])
+    await store.apply_catalog(NVR, [ch(CH1, name="A"), ch(CH2, name="B")], [])
+    assert [(c.device_id, c.name) for c in await store.find_channels(CH1)] == [(NVR, "A"), (OTHER, "C")]
+    assert [c.device_id for c in await store.find_channels(CH2)] == [NVR]
+    assert await store.find_channels(CH3) == []
