@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -332,9 +333,14 @@ def catalog() -> None:
 @admin_option
 @db_option
 def catalog_sync(device_id: str, wait: bool, as_json: bool, admin_url: str, db: str) -> None:
-    """Ask DEVICE for its catalog; channels are added and updated, and removed only by a complete answer."""
+    """Ask DEVICE for its catalog; channels are added and updated, and removed only by a complete answer.
+
+    With --wait, shows items received / SumNum while the answer arrives (on a terminal) and prints the result."""
     path = f"/api/devices/{urllib.parse.quote(device_id)}/catalog"
-    row = _client(admin_url, db).call("POST", path, {}, query={"wait": "1" if wait else "0"}, timeout=4000)
+    client = _client(admin_url, db)
+    row = client.call("POST", path, {}, query={"wait": "0"}, timeout=60)
+    if wait:
+        row = _wait_for_catalog(client, path, row["sn"], show=not as_json and sys.stderr.isatty())
     if as_json:
         click.echo(json.dumps(row, ensure_ascii=False))
     elif not wait:
@@ -344,6 +350,34 @@ def catalog_sync(device_id: str, wait: bool, as_json: bool, admin_url: str, db: 
             f"{row['state']} ({row['reason']}): {row['received']}/{row['sum_num']} items in {row['packets']} packets; "
             f"added {row['added']}, updated {row['updated']}, removed {row['removed']}"
         )
+
+
+def _wait_for_catalog(client: Admin, path: str, sn: int, *, show: bool) -> dict[str, Any]:
+    """Poll the sync's progress until the platform committed it (it always does: complete, partial after the
+    inter-packet timeout, or "no answer" after the first-packet timeout)."""
+    deadline = time.monotonic() + 7200
+    while time.monotonic() < deadline:
+        state = client.call("GET", path, query={"sn": sn})
+        if state.get("result") is not None:
+            if show:
+                click.echo("\r\x1b[K", nl=False, err=True)
+            return state["result"]
+        if show:
+            click.echo("\r" + _progress_line(state.get("in_progress") or []), nl=False, err=True)
+        time.sleep(0.25)
+    raise click.ClickException(f"the platform did not finish catalog sync SN {sn} within 2 hours")
+
+
+def _progress_line(staged: list[dict[str, Any]]) -> str:
+    if not staged:
+        return "waiting for the first packet..."
+    p = staged[0]
+    received, total = p["received"], p.get("sum_num")
+    if not total:
+        return f"{received} items in {p['packets']} packets"
+    width = 30
+    filled = min(width, width * received // total)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {received}/{total} items, {p['packets']} packets"
 
 
 @main.group(invoke_without_command=True)

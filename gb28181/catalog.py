@@ -73,6 +73,15 @@ class CatalogAssembler:
         """We sent a Catalog query with this SN."""
         self._staged[(device_id, sn)] = _Staged(device_id, sn, ours=True, started=now)
 
+    def in_progress(self, device_id: str) -> list[dict[str, Any]]:
+        """Every sync of this device still staging: SN, distinct items so far, SumNum (None before the first
+        packet), packets, and whether it answers one of our queries."""
+        return [
+            {"sn": st.sn, "received": len(st.items), "sum_num": st.sum_num, "packets": st.packets, "ours": st.ours}
+            for (dev, _), st in self._staged.items()
+            if dev == device_id
+        ]
+
     def progress(self, device_id: str, sn: int) -> tuple[int, int | None] | None:
         """(distinct items so far, SumNum) of a sync in progress, or None."""
         staged = self._staged.get((device_id, sn))

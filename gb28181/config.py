@@ -87,6 +87,9 @@ class CatalogConfig:
     inter_packet_timeout: float = 5.0  # silence after which a started catalog answer commits as partial
     first_packet_timeout: float = 120.0  # a lower platform may take minutes to start answering
     sync_on_register: bool = True  # ask every device that (re)registers for its catalog
+    # Ask every registered device again this often (seconds; 0 = never) unless a catalog subscription is active:
+    # the fallback where NOTIFYs are unreliable. Spread over the interval by device ID.
+    sync_interval: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("[sip] listen must name at least one address")
     if not 0.1 <= cfg.catalog.inter_packet_timeout <= 600 or not 1 <= cfg.catalog.first_packet_timeout <= 3600:
         raise ConfigError("[catalog] inter_packet_timeout must be 0.1-600 s and first_packet_timeout 1-3600 s")
+    if cfg.catalog.sync_interval != 0 and not 60 <= cfg.catalog.sync_interval <= 30 * 86400:
+        raise ConfigError("[catalog] sync_interval must be 0 (off) or 60 s to 30 days")
     _validate_subscribe(cfg.subscribe)
     if cfg.keepalive.interval < 1 or cfg.keepalive.max_missed < 1:
         raise ConfigError("[keepalive] interval and max_missed must be positive")

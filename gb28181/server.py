@@ -14,6 +14,7 @@ import secrets
 import signal
 import time
 import zoneinfo
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from aiohttp import web
 from gb28181.admin.app import AdminApi
 from gb28181.catalog import CatalogAssembler, Commit
 from gb28181.catalog import diff as catalog_diff
+from gb28181.catalog_schedule import CatalogSchedule
 from gb28181.channels import to_channel
 from gb28181.config import Config
 from gb28181.devices import DeviceService
@@ -46,6 +48,7 @@ from gb28181.queries import QUERIES, build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
 from gb28181.sn import Correlator, QueryError, check_result
 from gb28181.subscribe import (
+    ACTIVE,
     KIND_OF_CMD,
     KINDS,
     Send,
@@ -171,6 +174,8 @@ class Platform:
             first_packet_timeout=self.cfg.catalog.first_packet_timeout,
         )
         self._catalog_waiters: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
+        self.catalog_schedule = CatalogSchedule(self.cfg.catalog.sync_interval)
+        self._catalog_results: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self._init_subscriptions()
         self.operations = OperationService(
             store=self.store, devices=self.devices, correlator=self.correlator, send=self._send_to_device,
@@ -290,8 +295,26 @@ class Platform:
         log.info("REGISTER %s from %s: 200 %s expires=%s", d.device_id, peer, d.outcome, d.expires)
         self._reply_late(event, 200, list(d.headers))
         self._subscriptions_follow(d.device_id, fresh, bool(d.expires))
+        if not d.expires:
+            self.catalog_schedule.forget(d.device_id)
+        elif fresh:
+            self.catalog_schedule.registered(d.device_id, self.mono())
         if fresh and self.cfg.catalog.sync_on_register:
             self._spawn(self._sync_after_register(d.device_id))
+
+    def _wants_periodic_sync(self, device_id: str) -> bool:
+        """Registered, and no live catalog subscription keeping its channels fresh."""
+        if not self.devices.is_registered(device_id):
+            return False
+        sub = self.subs.get(device_id, "catalog")
+        return sub is None or sub.state != ACTIVE
+
+    async def _periodic_sync(self, device_id: str) -> None:
+        self.count("catalog:periodic")
+        try:
+            await self.catalog_sync(device_id, wait=False)
+        except QueryError as exc:
+            log.info("periodic catalog query to %s failed: %s", device_id, exc.reason)
 
     async def _sync_after_register(self, device_id: str) -> None:
         """A device that (re)registers is asked for its catalog (GB/T 28181 §9.5 practice: WVP, Monibuca)."""
@@ -446,6 +469,7 @@ class Platform:
         partial after the inter-packet timeout) or the device never answers."""
         device = self._registered(device_id)
         sn = self.correlator.new_sn(device_id)
+        self.catalog_schedule.synced(device_id, self.mono())
         body = encode_message(CatalogQuery(sn=sn, device_id=device_id), charset=device.charset)
         done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._catalog_waiters[(device_id, sn)] = done
@@ -485,8 +509,20 @@ class Platform:
         if commit.needs_confirmation and commit.ours:
             log.info("catalog of %s is empty (SumNum 0): asking again before clearing it", commit.device_id)
             self._spawn(self._confirm_empty(commit.device_id))
+        self._catalog_results[(commit.device_id, commit.sn)] = summary
+        while len(self._catalog_results) > 256:  # bounded: the recent results operators may still ask about
+            self._catalog_results.popitem(last=False)
         if waiter is not None and not waiter.done():
             waiter.set_result(summary)
+
+    def catalog_progress(self, device_id: str, sn: int | None = None) -> dict[str, Any]:
+        """Syncs of this device still staging, and the stored result of ``sn`` (or of its latest sync) if any."""
+        done = [(k, v) for k, v in self._catalog_results.items() if k[0] == device_id and (sn is None or k[1] == sn)]
+        return {
+            "device_id": device_id,
+            "in_progress": [p for p in self.catalog.in_progress(device_id) if sn is None or p["sn"] == sn],
+            "result": done[-1][1] if done else None,
+        }
 
     async def _confirm_empty(self, device_id: str) -> None:
         try:
@@ -887,14 +923,21 @@ class Platform:
     # ------------------------------------------------------------------ liveness clock
     async def liveness_loop(self, interval: float = 1.0) -> None:
         while True:
-            for device_id, reason in self.devices.tick():
-                if reason == EXPIRED:
-                    self._subscriptions_gone(device_id, "registration expired")
-            self._drive_subscriptions()
-            for commit in self.catalog.due(self.mono()):
-                self._spawn(self._commit_catalog(commit))
-            self.operations.tick(self.mono())
+            self.tick()
             await asyncio.sleep(interval)
+
+    def tick(self) -> None:
+        """The platform's clock work: liveness, subscriptions, periodic syncs, quiet catalog answers, PTZ stops."""
+        for device_id, reason in self.devices.tick():
+            if reason == EXPIRED:
+                self._subscriptions_gone(device_id, "registration expired")
+                self.catalog_schedule.forget(device_id)
+        self._drive_subscriptions()
+        for device_id in self.catalog_schedule.due(self.mono(), self._wants_periodic_sync):
+            self._spawn(self._periodic_sync(device_id))
+        for commit in self.catalog.due(self.mono()):
+            self._spawn(self._commit_catalog(commit))
+        self.operations.tick(self.mono())
 
 
 async def run(

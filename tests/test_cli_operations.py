@@ -104,3 +104,13 @@ def test_channels_export_and_import_text(run, tmp_path: Path) -> None:  # type: 
     code, out = run("channels", "import", str(path), "--dry-run")
     assert code == 0 and out == "line 2: B name: 'x' -> 'y'\n2 rows read (gbk); would change 1 channels\n"
     assert FakeAdmin.calls[-1] == ("POST", "/api/channels.csv", {"dry_run": "1"})
+
+
+def test_catalog_progress_line() -> None:
+    from cli import _progress_line
+
+    assert _progress_line([]) == "waiting for the first packet..."
+    assert _progress_line([{"received": 5, "sum_num": None, "packets": 2}]) == "5 items in 2 packets"
+    line = _progress_line([{"received": 50, "sum_num": 100, "packets": 10}])
+    assert line.startswith("[" + "#" * 15 + "." * 15 + "]") and "50/100 items, 10 packets" in line
+    assert _progress_line([{"received": 120, "sum_num": 100, "packets": 3}]).startswith("[" + "#" * 30 + "]")

@@ -3,6 +3,7 @@
 
 GET /health · GET /api/devices[?status=online|offline] · GET/PATCH/DELETE /api/devices/{id} ·
 POST /api/devices · GET /api/events[?device=&since=&until=&limit=] · GET /api/stats ·
+POST /api/devices/{id}/catalog[?wait=1] · GET /api/devices/{id}/catalog[?sn=] (progress and result) ·
 GET /api/subscriptions[?device=] · POST /api/devices/{id}/subscriptions/{catalog|alarm|position} ·
 GET /api/alarms[?device=&since=&limit=] · POST /api/alarms/{id}/ack · POST /api/devices/{id}/alarm-reset ·
 GET /api/positions[?device=]
@@ -86,6 +87,7 @@ class AdminApi:
         app.router.add_delete("/api/devices/{id}", self.remove_device)
         app.router.add_get("/api/devices/{id}/{verb:info|status|config}", self.query_device)
         app.router.add_post("/api/devices/{id}/catalog", self.catalog_sync)
+        app.router.add_get("/api/devices/{id}/catalog", self.catalog_progress)
         app.router.add_get("/api/channels", self.list_channels)
         app.router.add_patch("/api/channels/{device}/{id}", self.set_channel)
         app.router.add_get("/api/events", self.events)
@@ -247,6 +249,15 @@ class AdminApi:
             status = 409 if "not registered" in exc.reason else 504 if exc.kind == "timeout" else 502
             return web.json_response({"error": exc.reason, "kind": exc.kind}, status=status)
         return web.json_response(result, status=200 if wait else 202)
+
+    async def catalog_progress(self, request: web.Request) -> web.Response:
+        """Syncs of a device in progress (items received / SumNum) and the result of ``?sn=`` or of the latest."""
+        device_id = request.match_info["id"]
+        self._device_or_404(device_id)
+        sn_text = request.query.get("sn")
+        if sn_text is not None and not sn_text.isdigit():
+            return _error(400, "sn must be a number")
+        return web.json_response(self.platform.catalog_progress(device_id, int(sn_text) if sn_text else None))
 
     async def list_channels(self, request: web.Request) -> web.Response:
         q = request.query

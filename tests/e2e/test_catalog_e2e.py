@@ -164,3 +164,46 @@ async def test_a_device_that_registers_is_asked_for_its_catalog(tmp_path):
     finally:
         device.close()
         await srv.stop()
+
+
+async def test_progress_of_a_sync_is_visible_while_packets_arrive(tmp_path):
+    """`catalog sync --wait` polls GET /api/devices/{id}/catalog: items received / SumNum mid-way, then the result."""
+    import urllib.request
+
+    srv = Server(
+        tmp_path, sip_extra='password = "12345678"', catalog_extra="sync_on_register = false\ninter_packet_timeout = 30"
+    )
+    await srv.start()
+    device = await RawDevice.start(NVR, "12345678", ("127.0.0.1", srv.sip_port))
+    token = json.loads((srv.db.parent / (srv.db.name + ".secrets.json")).read_text())["token"]
+
+    def progress(sn: int) -> dict:
+        req = urllib.request.Request(f"{srv.admin}/api/devices/{NVR}/catalog?sn={sn}")
+        req.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    try:
+        assert await device.register() == 200
+        args = ("catalog", "sync", NVR, "--wait", "--json", "--admin", srv.admin, "--db", str(srv.db))
+        cli = asyncio.create_task(run_tool(PYTHON, "-m", "cli", *args, timeout=60))
+        query = await device.next_request(timeout=20)
+        sn = int(re.search(rb"<SN>(\d+)</SN>", query).group(1))  # type: ignore[union-attr]
+        waiting = await asyncio.to_thread(progress, sn)
+        assert waiting["result"] is None and waiting["in_progress"][0]["received"] == 0
+        assert await device.message(packet(sn, 3, [(channel(1), NAMES[0]), (channel(2), NAMES[1])])) == 200
+        mid = await asyncio.to_thread(progress, sn)
+        assert mid["result"] is None
+        assert {k: mid["in_progress"][0][k] for k in ("received", "sum_num", "packets")} == {
+            "received": 2, "sum_num": 3, "packets": 1,
+        }  # fmt: skip
+        assert not cli.done()  # still waiting for the third item
+        assert await device.message(packet(sn, 3, [(channel(3), NAMES[2])])) == 200
+        rc, out, err = await cli
+        assert rc == 0, err
+        assert json.loads(out)["state"] == "complete"
+        done = await asyncio.to_thread(progress, sn)
+        assert done["in_progress"] == [] and done["result"]["received"] == 3
+    finally:
+        device.close()
+        await srv.stop()

@@ -110,3 +110,46 @@ async def test_a_bug_in_a_handler_is_answered_500_and_the_server_goes_on(platfor
 async def test_unsupported_methods_get_405_with_allow(platform: Platform) -> None:
     (answer,) = await exchange(platform, request("PUBLISH", branch="p1"))
     assert answer.status == 405 and "MESSAGE" in answer.headers.get("allow")
+
+
+async def test_periodic_catalog_syncs_ask_registered_devices_once_per_interval(tmp_path: Path) -> None:
+    from gb28181.config import CatalogConfig
+    from sip.aio import SipRunner
+
+    cfg = Config(
+        sip=SipConfig(password="pw"),
+        registry=RegistryConfig(str(tmp_path / "x.db")),
+        catalog=CatalogConfig(sync_on_register=False, sync_interval=60.0),
+    )
+    clock = {"mono": 100.0}
+    p = Platform(cfg, Secrets("pw", "tok", b"s" * 32, tmp_path / "s.json"), MemoryStore(), mono=lambda: clock["mono"])
+    sent: list[str] = []
+
+    async def record(device_id: str, what: str, body: bytes) -> None:
+        sent.append(f"{device_id}:{what}:{b'<CmdType>Catalog</CmdType>' in body}")
+
+    p._send_to_device = record  # type: ignore[method-assign]
+    await p.devices.start()
+    try:
+        await register(p)
+        p.runner = SipRunner(p.endpoint, p.handle)  # no sockets: sending is replaced above
+        first = p.catalog_schedule.next_at(DEVICE)
+        assert first is not None and 100.0 <= first < 160.0  # within the first interval, from the ID
+        clock["mono"] = first - 0.1
+        p.tick()
+        await asyncio.sleep(0.01)
+        assert sent == []
+        clock["mono"] = first
+        p.tick()
+        await asyncio.sleep(0.01)
+        assert sent == [f"{DEVICE}:Catalog:True"] and p.counters["catalog:periodic"] == 1
+        clock["mono"] = first + 59.0
+        p.tick()
+        await asyncio.sleep(0.01)
+        assert len(sent) == 1  # once per interval
+        clock["mono"] = first + 60.0
+        p.tick()
+        await asyncio.sleep(0.01)
+        assert len(sent) == 2
+    finally:
+        await p.devices.stop()
