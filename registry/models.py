@@ -35,6 +35,9 @@ EVENT_CODES: dict[str, int] = {
     # platform
     "platform-start": 40,
     "platform-stop": 41,
+    # superior platforms we register to (cascade; subject = the superior's ID, kind "platform")
+    "upstream-online": 50,
+    "upstream-offline": 51,
 }
 EVENT_NAMES: dict[int, str] = {v: k for k, v in EVENT_CODES.items()}
 SUBJECT_KINDS = ("device", "channel", "platform")
