@@ -125,6 +125,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX channels_civil_code ON channels (COALESCE(override_civil_code, civil_code))",
         ),
     ),
+    Migration(
+        3,
+        "shares with superior platforms",
+        (
+            # What each superior ([[upstream]] id) sees: "all", device/channel/group IDs, civil codes; as_id and
+            # as_name are per-superior overrides (NULL = none). No foreign keys: a share may name a channel that
+            # a catalog sync has not brought yet.
+            """
+            CREATE TABLE upstream_shares (
+                upstream_id TEXT NOT NULL,
+                item        TEXT NOT NULL,
+                as_id       TEXT,
+                as_name     TEXT,
+                created_at  REAL NOT NULL DEFAULT 0,
+                PRIMARY KEY (upstream_id, item)
+            )
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -38,10 +38,12 @@ from registry.models import (
     Device,
     Keepalive,
     Registration,
+    Share,
     StatusEvent,
     check_channel_status,
     checked_catalog,
     checked_overrides,
+    checked_shares,
     event_code,
     kind_code,
     to_millis,
@@ -153,6 +155,8 @@ _SELECT_CHANNELS = f"SELECT {', '.join(CHANNEL_COLUMNS)} FROM channels"
 _SHOWN_CIVIL_CODE = "COALESCE(override_civil_code, civil_code)"  # the expression of the channels_civil_code index
 _SET_CHANNEL_STATUS = "UPDATE channels SET status = ? WHERE device_id = ? AND id = ?"
 _REMOVE_CHANNEL = "DELETE FROM channels WHERE device_id = ? AND id = ?"
+
+_SELECT_SHARES = "SELECT upstream_id, item, as_id, as_name, created_at FROM upstream_shares"
 
 _SYNC_MODES = ("NORMAL", "FULL", "EXTRA")
 _SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
@@ -528,6 +532,33 @@ class SqliteStore:
                 "SELECT count(*) FROM channels WHERE device_id = ? AND kind = ?", (device_id, VIDEO)
             )
         return int(next(iter(rows))[0])
+
+    # shares
+    async def list_shares(self, upstream_id: str | None = None) -> list[Share]:
+        where, args = (" WHERE upstream_id = ?", (upstream_id,)) if upstream_id is not None else ("", ())
+        async with self._read("list_shares") as db:
+            rows = await db.execute_fetchall(_SELECT_SHARES + where + " ORDER BY upstream_id, item", args)
+        return [Share(*row) for row in rows]
+
+    async def put_shares(self, shares: Sequence[Share]) -> None:
+        async with self._write("put_shares") as db:
+            existing = [Share(*row) for row in await db.execute_fetchall(_SELECT_SHARES)]
+            checked = checked_shares(existing, shares)
+            await db.executemany(
+                "INSERT INTO upstream_shares (upstream_id, item, as_id, as_name, created_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (upstream_id, item) DO UPDATE SET as_id = excluded.as_id, as_name = excluded.as_name",
+                [(s.upstream_id, s.item, s.as_id, s.as_name, s.created_at) for s in checked],
+            )
+
+    async def remove_shares(self, upstream_id: str, items: Sequence[str]) -> int:
+        async with self._write("remove_shares") as db:
+            removed = 0
+            for item in dict.fromkeys(items):
+                cursor = await db.execute(
+                    "DELETE FROM upstream_shares WHERE upstream_id = ? AND item = ?", (upstream_id, item)
+                )
+                removed += cursor.rowcount
+        return removed
 
     # operations
     async def integrity_check(self) -> str:
