@@ -34,6 +34,7 @@ from gb28181.manscdp.codec import encode as encode_message
 from gb28181.manscdp.messages import CatalogQuery, CatalogResponse
 from gb28181.queries import QUERIES, build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
+from gb28181.server_upstream import UpstreamDriver, UpstreamLink
 from gb28181.sn import Correlator, QueryError, check_result
 from registry.models import Registration, StatusEvent
 from registry.sqlite import SqliteStore
@@ -97,7 +98,7 @@ def load_secrets(cfg: Config) -> Secrets:
 
 
 @dataclass
-class Platform:
+class Platform(UpstreamDriver):
     cfg: Config
     secrets: Secrets
     store: RegistryStore
@@ -139,6 +140,7 @@ class Platform:
             first_packet_timeout=self.cfg.catalog.first_packet_timeout,
         )
         self._catalog_waiters: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
+        self.upstreams: dict[str, UpstreamLink] = {}  # superiors we register to, by ID (cascade)
 
     def count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
@@ -244,6 +246,9 @@ class Platform:
         req = event.request
         user = req.from_.user or ""
         now = self.mono()
+        if (link := self._superior(user, event.peer)) is not None:  # DECISIONS.md: superiors are served
+            self._on_superior_message(event, link)
+            return
         if not self.devices.is_registered(user):
             # DECISIONS.md: 403 for any device not currently registered; real devices then re-register.
             self.count("message:not-registered")
@@ -544,11 +549,13 @@ async def run(
     # Check liveness often enough that a lapse is seen within a quarter of the shortest window.
     tick = min(tick, cfg.keepalive.interval * cfg.keepalive.max_missed / 4)
     ticker = loop.create_task(platform.liveness_loop(tick))
+    await platform.start_upstreams()
     if ready is not None:
         ready.set()
     await stop.wait()
     log.info("stopping: %d devices online", sum(1 for d in platform.devices.devices.values() if d.status == "online"))
     ticker.cancel()
+    await platform.stop_upstreams()  # unregister from superiors (Expires 0) while the transport still runs
     await runner.close()
     await admin_runner.cleanup()
     await platform.devices.stop()  # records platform-stop and flushes the batches
