@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from sip import address as address_mod
 from sip import uri as uri_mod
 from sip import via as via_mod
+from sip.address import parse_address
 from sip.errors import RemoteProtocolError
 from sip.params import set_param
-from sip.address import parse_address
 from sip.uri import parse_uri
 from sip.via import Via, parse_via
 
