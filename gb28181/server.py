@@ -49,7 +49,7 @@ from sip.timers import TimerConfig
 
 log = logging.getLogger("gb28181")
 
-ALLOW = "REGISTER, MESSAGE, OPTIONS, ACK, BYE, CANCEL"
+ALLOW = "REGISTER, MESSAGE, SUBSCRIBE, OPTIONS, ACK, BYE, CANCEL"
 USER_AGENT = "gb28181-py/0.1"
 
 
@@ -141,6 +141,7 @@ class Platform(UpstreamDriver):
         )
         self._catalog_waiters: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
         self.upstreams: dict[str, UpstreamLink] = {}  # superiors we register to, by ID (cascade)
+        self.devices.on_channel_status = self.catalog_changed  # superiors' catalog subscriptions hear of it
 
     def count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
@@ -177,6 +178,8 @@ class Platform(UpstreamDriver):
             self._on_register(event)
         elif method == "MESSAGE":
             self._on_message(event)
+        elif method == "SUBSCRIBE":
+            self._on_subscribe(event)  # a superior's Catalog subscription (gb28181/server_upstream.py)
         elif method == "OPTIONS":
             self.endpoint.reply(event, 200, headers=[("Allow", ALLOW)], now=self.mono())
         else:
@@ -414,6 +417,7 @@ class Platform(UpstreamDriver):
         if commit.needs_confirmation and commit.ours:
             log.info("catalog of %s is empty (SumNum 0): asking again before clearing it", commit.device_id)
             self._spawn(self._confirm_empty(commit.device_id))
+        self.catalog_changed()
         if waiter is not None and not waiter.done():
             waiter.set_result(summary)
 

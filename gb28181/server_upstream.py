@@ -21,6 +21,15 @@ from gb28181.cascade.relay import rewrite as rewrite_body
 from gb28181.cascade.share import TCP_MAX_BODY, UDP_MAX_BODY, SharedCatalog
 from gb28181.cascade.share import build as build_shared
 from gb28181.cascade.share import packets as catalog_packets
+from gb28181.cascade.subscription import (
+    Snapshot,
+    changes,
+    granted_expires,
+    initial_items,
+    is_catalog_subscription,
+    notify_bodies,
+    snapshot,
+)
 from gb28181.config import Config, UpstreamConfig
 from gb28181.manscdp import ManscdpError, parse_envelope
 from gb28181.manscdp.codec import encode as encode_message
@@ -29,8 +38,9 @@ from gb28181.sn import Correlator, QueryError
 from registry.models import Share, StatusEvent
 from registry.store import RegistryStore, StoreError
 from sip.aio import SipRunner, TransactionError
+from sip.dialog import Dialog
 from sip.endpoint import Endpoint, Peer, RequestReceived
-from sip.errors import LocalProtocolError
+from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Headers
 from sip.message import Request, Response, new_call_id, new_tag, warning_value
 
@@ -38,6 +48,17 @@ log = logging.getLogger("gb28181.cascade")
 
 # Queries and controls a superior may address to a shared ID; they are relayed to the device that owns it.
 RELAYED = frozenset({"DeviceInfo", "DeviceStatus", "DeviceControl", "ConfigDownload", "PresetQuery"})
+
+
+@dataclass
+class Subscription:
+    """A superior's Catalog subscription to us (App.N): its dialog, the Event value to echo, until when (monotonic),
+    and what it was last told."""
+
+    dialog: Dialog
+    event: str
+    expires_at: float
+    known: Snapshot = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +72,8 @@ class UpstreamLink:
     since: float = 0.0  # wall time of the last state change
     timer: asyncio.TimerHandle | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    subscriptions: dict[tuple[str, str, str], Subscription] = field(default_factory=dict)
+    notify_scheduled: bool = False
 
 
 class UpstreamDriver:
@@ -306,3 +329,107 @@ class UpstreamDriver:
             raise QueryError(f"superior {link.cfg.id}: {exc.reason}", kind="transport") from exc
         if response.status >= 300:
             raise QueryError(f"superior {link.cfg.id} answered {response.status}", kind="refused")
+
+    # ------------------------------------------------------------------ a superior's Catalog subscription
+    def _on_subscribe(self, event: RequestReceived) -> None:
+        """SUBSCRIBE: only configured superiors subscribe to us (their Catalog, App.N); others get 403."""
+        link = self._superior(event.request.from_.user or "", event.peer)
+        now = self.mono()
+        if link is None:
+            log.info("SUBSCRIBE from %s (%s) refused 403: not a configured superior", event.request.from_.user,
+                     event.peer)  # fmt: skip
+            self.endpoint.reply(event, 403, now=now)
+            return
+        req = event.request
+        cmd_type = ""
+        if req.body:
+            try:
+                cmd_type = parse_envelope(req.body).cmd_type
+            except ManscdpError as exc:
+                self.endpoint.reply(event, 400, "Bad MANSCDP Body", headers=[("Warning", warning_value(exc.reason))],
+                                    now=now)  # fmt: skip
+                return
+        event_header = req.headers.get("event")
+        if event.dialog is None and not is_catalog_subscription(event_header, cmd_type):
+            self.endpoint.reply(event, 489, headers=[("Allow-Events", "Catalog")], now=now)  # RFC 6665 §4.2.1.1
+            return
+        try:
+            expires = granted_expires(req.expires)
+        except RemoteProtocolError as exc:
+            self.endpoint.reply(event, 400, headers=[("Warning", warning_value(exc.reason))], now=now)
+            return
+        assert self.endpoint.local_address is not None
+        host, port = self.endpoint.local_address(event.peer)
+        headers = [("Expires", str(expires)), ("Contact", f"<sip:{self.cfg.sip.id}@{host}:{port}>")]
+        if event.dialog is not None:  # refresh or end (RFC 6665 §4.2.1.2)
+            sub = link.subscriptions.get(event.dialog.id)
+            self.endpoint.reply(event, 200, headers=headers, now=now)
+            if sub is not None and expires == 0:
+                del link.subscriptions[event.dialog.id]
+                self.endpoint.drop_dialog(event.dialog)
+                log.info("superior %s ended its catalog subscription", link.cfg.id)
+            elif sub is not None:
+                sub.expires_at = now + expires
+            return
+        response = self.endpoint.reply(event, 200, headers=headers, now=now)
+        dialog = self.endpoint.dialogs.get((req.call_id, response.to.tag or "", req.from_.tag or ""))
+        if expires == 0 or dialog is None:
+            return
+        sub = Subscription(dialog, event_header or "Catalog", now + expires)
+        link.subscriptions[dialog.id] = sub
+        self.count("upstream:subscribed")
+        log.info("superior %s subscribed to our catalog for %d s", link.cfg.id, expires)
+        self._spawn(self._notify_initial(link, sub))
+
+    async def _notify_initial(self, link: UpstreamLink, sub: Subscription) -> None:
+        """App.N: report what is offline right away; the rest is assumed ON."""
+        catalog = await self.shared_catalog(link.cfg.id)
+        sub.known = snapshot(catalog)
+        await self._notify(link, sub, initial_items(catalog))
+
+    def catalog_changed(self) -> None:
+        """Something the superiors may see changed (channel status, a catalog sync, shares): tell subscribers,
+        coalescing bursts into one NOTIFY round per superior."""
+        for link in self.upstreams.values():
+            if link.subscriptions and not link.notify_scheduled:
+                link.notify_scheduled = True
+                self._spawn(self._notify_changes(link))
+
+    async def _notify_changes(self, link: UpstreamLink) -> None:
+        await asyncio.sleep(0.2)  # coalesce a burst (a device going offline takes all its channels)
+        link.notify_scheduled = False
+        now = self.mono()
+        for key in [k for k, sub in link.subscriptions.items() if sub.expires_at <= now]:
+            self.endpoint.drop_dialog(link.subscriptions.pop(key).dialog)
+        if not link.subscriptions:
+            return
+        catalog = await self.shared_catalog(link.cfg.id)
+        for sub in list(link.subscriptions.values()):
+            items = changes(sub.known, catalog)
+            sub.known = snapshot(catalog)
+            await self._notify(link, sub, items)
+
+    async def _notify(self, link: UpstreamLink, sub: Subscription, items: list[Any]) -> None:
+        """Catalog NOTIFYs in the subscription's dialog, one after the other (App.M)."""
+        if not items or self.runner is None:
+            return
+        sn = self.correlator.new_sn(link.cfg.id)
+        bodies = notify_bodies(items, sn=sn, device_id=self.cfg.sip.id, batch=link.cfg.catalog_batch,
+                               charset=link.cfg.charset)  # fmt: skip
+        for body in bodies:
+            remaining = max(0, int(sub.expires_at - self.mono()))
+            request = sub.dialog.build_request("NOTIFY", [
+                ("Event", sub.event), ("Subscription-State", f"active;expires={remaining}"),
+                ("Content-Type", "Application/MANSCDP+xml"),
+            ], body)  # fmt: skip
+            try:
+                response = await self.runner.request(request, sub.dialog.peer)  # type: ignore[arg-type]
+            except (TransactionError, LocalProtocolError) as exc:
+                log.info("catalog NOTIFY to superior %s failed: %s", link.cfg.id, exc)
+                return
+            if response.status == 481:  # the superior forgot the subscription (RFC 6665 §4.1.3)
+                link.subscriptions.pop(sub.dialog.id, None)
+                self.endpoint.drop_dialog(sub.dialog)
+                return
+        self.count("upstream:notified")
+        log.info("catalog NOTIFY to superior %s: %s", link.cfg.id, ", ".join(f"{i.device_id} {i.event}" for i in items))

@@ -358,6 +358,7 @@ class AdminApi:
         except ValueError as exc:
             return _error(409 if "already what" in str(exc) else 400, str(exc))
         log.info("admin API: shared %s with %s (as %s, name %r)", items, upstream_id, as_id, name)
+        self.platform.catalog_changed()
         return web.json_response([_share_json(s, self.tz) for s in await self.platform.store.list_shares(upstream_id)])
 
     async def remove_share(self, request: web.Request) -> web.Response:
@@ -366,6 +367,7 @@ class AdminApi:
         if not await self.platform.store.remove_shares(upstream_id, [item]):
             return _error(404, f"{item} is not shared with {upstream_id}")
         log.info("admin API: %s no longer shared with %s", item, upstream_id)
+        self.platform.catalog_changed()
         return web.json_response({"removed": item, "upstream": upstream_id})
 
     async def upstream_catalog(self, request: web.Request) -> web.Response:

@@ -31,6 +31,7 @@ class RawSuperior(asyncio.DatagramProtocol):
         self.bad_auth = 0
         self.keepalives: list[tuple[float, bytes]] = []
         self.messages: asyncio.Queue[bytes] = asyncio.Queue()  # other MESSAGE bodies (Responses), answered 200
+        self.notifies: asyncio.Queue[tuple[dict[str, str], bytes]] = asyncio.Queue()  # NOTIFYs (answered 200)
         self.refused_keepalives = 0
         self._responses: asyncio.Queue[bytes] = asyncio.Queue()
         self.lower: tuple[str, int] | None = None
@@ -71,6 +72,9 @@ class RawSuperior(asyncio.DatagramProtocol):
         elif method == "MESSAGE":
             status = 200
             self.messages.put_nowait(body)
+        elif method == "NOTIFY":
+            status = 200
+            self.notifies.put_nowait((fields, body))
         else:
             status = 405
         answer = (
@@ -113,6 +117,24 @@ class RawSuperior(asyncio.DatagramProtocol):
         self.transport.sendto(head.encode() + body, to)
         data = await asyncio.wait_for(self._responses.get(), 10)
         return int(data.split(b" ")[1])
+
+    async def subscribe(self, to: tuple[str, int], lower_id: str, expires: int = 600) -> tuple[int, dict[str, str]]:
+        """A Catalog SUBSCRIBE (App.N, RFC 6665); returns the lower platform's status and response headers."""
+        assert self.transport is not None
+        body = (f'<?xml version="1.0" encoding="GB2312"?>\r\n<Query><CmdType>Catalog</CmdType><SN>1</SN>'
+                f"<DeviceID>{lower_id}</DeviceID></Query>\r\n").encode()  # fmt: skip
+        head = (
+            f"SUBSCRIBE sip:{lower_id}@{to[0]}:{to[1]} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};rport;branch=z9hG4bK{secrets.token_hex(6)}\r\n"
+            f"From: <sip:{self.sip_id}@{self.realm}>;tag=subtag\r\nTo: <sip:{lower_id}@{lower_id[:10]}>\r\n"
+            f"Call-ID: sub-{secrets.token_hex(8)}\r\nCSeq: 1 SUBSCRIBE\r\nMax-Forwards: 70\r\n"
+            f"Contact: <sip:{self.sip_id}@127.0.0.1:{self.port}>\r\nEvent: Catalog;id=7\r\nExpires: {expires}\r\n"
+            f"Content-Type: Application/MANSCDP+xml\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.transport.sendto(head.encode() + body, to)
+        data = await asyncio.wait_for(self._responses.get(), 10)
+        start, fields, _ = _headers(data)
+        return int(start.split(" ")[1]), fields
 
     async def wait_for(self, predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + timeout

@@ -191,3 +191,38 @@ async def test_town_registers_to_county_which_syncs_its_catalog(tmp_path):
             device.close()
         rc_county = await county.stop()
     assert (rc_town, rc_county) == (0, 0)
+
+
+async def test_a_subscribed_superior_hears_channels_go_off_and_on_with_their_device(tmp_path):
+    sup = await RawSuperior.start(UP, UP_PASSWORD)
+    srv = Server(tmp_path, sip_extra='password = "12345678"', extra=upstream(sup.port, share="all"))
+    await srv.start()
+    device = None
+    try:
+        await sup.wait_for(lambda: sup.registrations, 20, "REGISTER")
+        device = await device_with_catalog(srv)
+        assert sup.lower is not None
+        status, fields = await sup.subscribe(sup.lower, OUR)
+        assert status == 200 and fields["expires"] == "600" and ";tag=" in fields["to"]
+        assert await device.register(expires=0) == 200  # the device leaves: its channels go offline with it
+
+        async def events_until(wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
+            seen: set[tuple[str, str]] = set()
+            while not wanted <= seen:
+                headers, body = await asyncio.wait_for(sup.notifies.get(), 15)
+                assert headers["event"] == "Catalog;id=7" and headers["subscription-state"].startswith("active")
+                assert b"<CmdType>Catalog</CmdType>" in body and b"<Notify>" in body
+                seen |= {(i.decode(), e.decode()) for i, e in
+                         re.findall(rb"<Item>\s*<DeviceID>(\d+)</DeviceID>\s*<Event>(\w+)</Event>", body)}  # fmt: skip
+            return seen
+
+        channels = {channel(1), channel(2), channel(3)}
+        assert await events_until({(c, "OFF") for c in channels})
+        assert await device.register() == 200  # back: the channels it took down come back
+        assert await events_until({(c, "ON") for c in channels})
+    finally:
+        rc = await srv.stop()
+        if device is not None:
+            device.close()
+        sup.close()
+    assert rc == 0
