@@ -220,6 +220,11 @@ async def test_a_subscribed_superior_hears_channels_go_off_and_on_with_their_dev
         assert await events_until({(c, "OFF") for c in channels})
         assert await device.register() == 200  # back: the channels it took down come back
         assert await events_until({(c, "ON") for c in channels})
+        listed = await srv.cli("share", "list", UP, "--catalog")
+        assert channels <= {row["id"] for row in listed}  # type: ignore[union-attr]
+        await srv.cli("share", "remove", UP, "all")  # sharing nothing any more: the superior hears DEL
+        assert await events_until({(c, "DEL") for c in channels})
+        assert await srv.cli("share", "list", UP) == []
     finally:
         rc = await srv.stop()
         if device is not None:
