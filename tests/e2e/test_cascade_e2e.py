@@ -159,7 +159,8 @@ async def test_register_keepalive_catalog_with_overrides_outage_and_unregister(t
     assert sup.registrations[-1][1:] == (OUR, 0) and UP not in sup.known and OUR not in sup.known
 
 
-async def test_town_registers_to_county_which_syncs_its_catalog(tmp_path):
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_town_registers_to_county_which_syncs_its_catalog(tmp_path, transport):
     county_dir, town_dir = tmp_path / "county", tmp_path / "town"
     county_dir.mkdir()
     town_dir.mkdir()
@@ -169,22 +170,27 @@ async def test_town_registers_to_county_which_syncs_its_catalog(tmp_path):
     await county.start()
     town = Server(town_dir, sip_extra='password = "12345678"', extra=(
         f'[[upstream]]\nid = "{county_id}"\nhost = "127.0.0.1"\nport = {county.sip_port}\npassword = "county-pw"\n'
-        'keepalive_interval = 1\nshare = "all"\nname = "town platform"\ncharset = "UTF-8"\n'))  # fmt: skip
+        f'keepalive_interval = 1\nshare = "all"\nname = "town platform"\ncharset = "UTF-8"\ntransport = "{transport}"\n'
+    ))  # fmt: skip
     device = None
     try:
         await town.start()
         device = await device_with_catalog(town)
+        as_id = "34000000001310000042"
+        await town.cli("share", "add", county_id, channel(3), "--as", as_id, "--name", "仓库(县)")
         devices = await county.wait_for(lambda d: d.get(OUR, {}).get("status") == "online", 20, "the town online")
-        assert devices[OUR]["transport"] == "UDP"
+        assert devices[OUR]["transport"] == transport.upper()
         summary = await county.cli("catalog", "sync", OUR, "--wait")
         assert summary["state"] == "complete", summary  # type: ignore[index]
         listed = {c["id"]: c for c in await county.cli("channels", "--device", OUR)}  # type: ignore[union-attr]
         # the town's own system item (type 200): gb28181.channels.kind_of names an item with the device's own ID
         # "device" before looking at its type code, so it is not "system" here
         assert OUR[10:13] == "200" and listed[OUR]["name"] == "town platform" and listed[OUR]["status"] == "online"
-        assert {channel(1), channel(2), channel(3)} <= listed.keys()
+        assert {channel(1), channel(2), as_id} <= listed.keys() and channel(3) not in listed
         assert listed[channel(1)]["name"] == "大门口" and listed[channel(1)]["kind"] == "video"
-        assert listed[channel(1)]["status"] == "online"
+        assert listed[as_id]["name"] == "仓库(县)" and listed[channel(1)]["status"] == "online"
+        (up,) = await town.cli("upstream", "list")  # type: ignore[misc]
+        assert (up["state"], up["transport"]) == ("registered", transport.upper())
     finally:
         rc_town = await town.stop() if town.proc else 0
         if device is not None:
