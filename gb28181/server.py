@@ -34,7 +34,7 @@ from gb28181.manscdp.codec import encode as encode_message
 from gb28181.manscdp.messages import CatalogQuery, CatalogResponse
 from gb28181.queries import QUERIES, build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
-from gb28181.server_upstream import UpstreamDriver, UpstreamLink
+from gb28181.server_upstream import RelayRoute, UpstreamDriver, UpstreamLink
 from gb28181.sn import Correlator, QueryError, check_result
 from registry.models import Registration, StatusEvent
 from registry.sqlite import SqliteStore
@@ -141,6 +141,7 @@ class Platform(UpstreamDriver):
         )
         self._catalog_waiters: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
         self.upstreams: dict[str, UpstreamLink] = {}  # superiors we register to, by ID (cascade)
+        self.relay_routes: dict[tuple[str, int], RelayRoute] = {}  # (device, our SN) -> a superior's query
         self.devices.on_channel_status = self.catalog_changed  # superiors' catalog subscriptions hear of it
 
     def count(self, key: str) -> None:
@@ -288,6 +289,8 @@ class Platform(UpstreamDriver):
         self.count(f"message:{env.cmd_type}")
         self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
         self.endpoint.reply(event, 200, now=now)
+        if env.kind == "Response" and self.relay_response(user, env.sn, req.body):
+            return  # a packet of a superior's relayed query (gb28181/server_upstream.py)
         if env.kind == "Response" and env.cmd_type == "Catalog":
             try:
                 decoded = decode_message(req.body)

@@ -32,6 +32,7 @@ from gb28181.cascade.subscription import (
 )
 from gb28181.config import Config, UpstreamConfig
 from gb28181.manscdp import ManscdpError, parse_envelope
+from gb28181.manscdp.codec import decode as decode_message
 from gb28181.manscdp.codec import encode as encode_message
 from gb28181.manscdp.messages import DeviceInfoResponse, DeviceStatusResponse
 from gb28181.sn import Correlator, QueryError
@@ -47,7 +48,15 @@ from sip.message import Request, Response, new_call_id, new_tag, warning_value
 log = logging.getLogger("gb28181.cascade")
 
 # Queries and controls a superior may address to a shared ID; they are relayed to the device that owns it.
-RELAYED = frozenset({"DeviceInfo", "DeviceStatus", "DeviceControl", "ConfigDownload", "PresetQuery"})
+RELAYED = frozenset({"DeviceInfo", "DeviceStatus", "DeviceControl", "ConfigDownload", "PresetQuery", "RecordInfo"})
+MULTI_PACKET = frozenset({"RecordInfo"})  # answered in several Response packets, each relayed up as it comes
+
+
+@dataclass
+class RelayRoute:
+    """Where the Responses of one relayed multi-packet query go: packets queued in arrival order."""
+
+    queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
 
 
 @dataclass
@@ -87,6 +96,7 @@ class UpstreamDriver:
     devices: Any
     correlator: Correlator
     upstreams: dict[str, UpstreamLink]
+    relay_routes: dict[tuple[str, int], RelayRoute]
     wall: Callable[[], float]
     mono: Callable[[], float]
     tz: Any
@@ -287,6 +297,9 @@ class UpstreamDriver:
             device = self._registered(device_id)
             our_sn = self.correlator.new_sn(device_id)
             down = rewrite_body(body, sn=our_sn, device_id=channel_id, charset=device.charset)
+            if cmd_type in MULTI_PACKET:  # its packets go by a relay route, not the correlator
+                await self._relay_packets(link, device_id, our_sn, cmd_type, down, sn, shared_id, channel_id)
+                return
             answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
             self.correlator.add(device_id, our_sn, cmd_type, answer)
         except (QueryError, ManscdpError) as exc:
@@ -306,6 +319,44 @@ class UpstreamDriver:
             log.info("superior %s: %s %s for %s: %s", link.cfg.id, kind, cmd_type, shared_id, exc)
         finally:
             self.correlator.cancel(device_id, our_sn)
+
+    async def _relay_packets(self, link: UpstreamLink, device_id: str, our_sn: int, cmd_type: str, down: bytes,
+                             sn: int | None, shared_id: str, channel_id: str) -> None:  # fmt: skip
+        """A multi-packet answer (RecordInfo, A.2.6.7): each packet goes up as it arrives, in order, until the
+        items reach SumNum or the device falls silent for the query timeout."""
+        route = RelayRoute()
+        self.relay_routes[(device_id, our_sn)] = route
+        received, total, packets = 0, None, 0
+        try:
+            async with asyncio.timeout(self.cfg.sip.query_timeout):
+                await self._send_to_device(device_id, cmd_type, down)
+            while total is None or received < total:
+                async with asyncio.timeout(self.cfg.sip.query_timeout):
+                    data = await route.queue.get()
+                message = decode_message(data).message
+                total = getattr(message, "sum_num", None) or 0
+                received += len(getattr(message, "items", ()))
+                packets += 1
+                await self._send_up(link, rewrite_body(data, sn=sn, device_id=shared_id, charset=link.cfg.charset,
+                                                       rename={channel_id: shared_id}))  # fmt: skip
+            self.count("upstream:relayed")
+            log.info("superior %s: %s for %s relayed: %d items in %d packets", link.cfg.id, cmd_type, shared_id,
+                     received, packets)  # fmt: skip
+        except TimeoutError:
+            log.info("superior %s: %s for %s: device %s fell silent after %d of %s items", link.cfg.id, cmd_type,
+                     shared_id, device_id, received, total)  # fmt: skip
+        except (QueryError, ManscdpError) as exc:
+            log.info("superior %s: %s for %s: %s", link.cfg.id, cmd_type, shared_id, exc)
+        finally:
+            self.relay_routes.pop((device_id, our_sn), None)
+
+    def relay_response(self, device_id: str, sn: int | None, body: bytes) -> bool:
+        """A device's Response that belongs to a relayed multi-packet query: queued for its superior."""
+        route = self.relay_routes.get((device_id, sn)) if sn is not None else None
+        if route is None:
+            return False
+        route.queue.put_nowait(body)
+        return True
 
     async def _send_up(self, link: UpstreamLink, body: bytes) -> None:
         """One MANSCDP MESSAGE to a superior; QueryError unless it answers 2xx."""

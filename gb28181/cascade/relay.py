@@ -5,6 +5,8 @@ Declared and encoded per DECISIONS.md (Encoding out). No IO."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from lxml import etree
 
 from gb28181.manscdp import _PARSER, ManscdpError, decode
@@ -12,9 +14,12 @@ from gb28181.manscdp import _PARSER, ManscdpError, decode
 _OUT = {"GB2312": ("GB2312", "gb18030"), "GB18030": ("GB18030", "gb18030"), "UTF-8": ("UTF-8", "utf-8")}
 
 
-def rewrite(body: bytes, *, sn: int | None, device_id: str, charset: str) -> bytes:
-    """``body`` with its top-level SN (when given) and DeviceID replaced, declared and encoded in ``charset``.
-    ManscdpError for a body that is not XML."""
+def rewrite(
+    body: bytes, *, sn: int | None, device_id: str, charset: str, rename: Mapping[str, str] | None = None
+) -> bytes:
+    """``body`` with its top-level SN (when given) and DeviceID replaced, and any nested DeviceID named in
+    ``rename`` (a RecordInfo item's channel, say) renamed; declared and encoded in ``charset``. ManscdpError for a
+    body that is not XML."""
     text, _ = decode(body)
     try:
         root = etree.fromstring(text.strip(), _PARSER)
@@ -27,6 +32,9 @@ def rewrite(body: bytes, *, sn: int | None, device_id: str, charset: str) -> byt
         if elem is None:
             elem = etree.SubElement(root, tag)
         elem.text = value
+    for elem in root.iter("DeviceID") if rename else ():
+        if elem.getparent() is not root and (elem.text or "").strip() in rename:  # type: ignore[operator]
+            elem.text = rename[(elem.text or "").strip()]  # type: ignore[index]
     declared, codec = _OUT.get(charset.upper().replace("UTF8", "UTF-8"), _OUT["GB2312"])
     xml = f'<?xml version="1.0" encoding="{declared}"?>\n' + etree.tostring(root, encoding="unicode") + "\n"
     return xml.encode(codec, errors="replace")

@@ -122,6 +122,27 @@ async def test_register_keepalive_catalog_with_overrides_outage_and_unregister(t
         up_answer = await asyncio.wait_for(sup.messages.get(), 15)
         assert b"<SN>10</SN>" in up_answer and AS_ID.encode() in up_answer and b"<Online>ONLINE</Online>" in up_answer
 
+        # RecordInfo comes back in several packets: each goes up as it arrives, with the superior's SN and IDs
+        query = (
+            f'<?xml version="1.0"?><Query><CmdType>RecordInfo</CmdType><SN>11</SN><DeviceID>{AS_ID}</DeviceID>'
+            "<StartTime>2026-11-25T00:00:00</StartTime><EndTime>2026-11-25T23:59:59</EndTime><Type>all</Type></Query>"
+        )
+        assert await sup.query(sup.lower, OUR, query.encode()) == 200
+        relayed = await device.next_request(timeout=15)
+        assert f"<DeviceID>{channel(2)}</DeviceID>".encode() in relayed and b"<Type>all</Type>" in relayed
+        dev_sn = int(re.search(rb"<SN>(\d+)</SN>", relayed).group(1))  # type: ignore[union-attr]
+        for hour in (1, 2):
+            record = (
+                f'<?xml version="1.0" encoding="GB2312"?><Response><CmdType>RecordInfo</CmdType><SN>{dev_sn}</SN>'
+                f'<DeviceID>{channel(2)}</DeviceID><Name>停车场东</Name><SumNum>2</SumNum><RecordList Num="1"><Item>'
+                f"<DeviceID>{channel(2)}</DeviceID><Name>停车场东</Name><StartTime>2026-11-25T0{hour}:00:00</StartTime>"
+                f"<EndTime>2026-11-25T0{hour}:59:59</EndTime><Type>time</Type></Item></RecordList></Response>"
+            ).encode("gb2312")
+            assert await device.message(record) == 200
+        ups = [await asyncio.wait_for(sup.messages.get(), 15) for _ in range(2)]
+        assert all(b"<SN>11</SN>" in u and b"<SumNum>2</SumNum>" in u and channel(2).encode() not in u for u in ups)
+        assert [u.count(AS_ID.encode()) for u in ups] == [2, 2] and b"T01:00:00" in ups[0] and b"T02:00:00" in ups[1]
+
         # the superior goes away: keepalives go unanswered, we go offline and retry with backoff
         sup.down = True
         down_at = time.monotonic()
