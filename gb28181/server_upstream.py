@@ -106,8 +106,11 @@ class UpstreamDriver:
         config's ``share`` seeds the database only while it holds no shares for that superior (DECISIONS.md)."""
         loop = asyncio.get_running_loop()
         for up in self.cfg.upstream:
-            if up.share and not await self.store.list_shares(up.id):
-                await self.store.put_shares([Share(up.id, item, created_at=self.wall()) for item in up.share])
+            try:
+                if up.share and not await self.store.list_shares(up.id):
+                    await self.store.put_shares([Share(up.id, item, created_at=self.wall()) for item in up.share])
+            except StoreError as exc:
+                log.error("superior %s: the config's shares were not stored: %s", up.id, exc)
             peer = Peer(up.transport.upper(), up.host, up.port)
             try:
                 infos = await loop.getaddrinfo(up.host, up.port, type=socket.SOCK_DGRAM)
