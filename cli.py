@@ -47,8 +47,8 @@ def serve(config_path: str | None, log_level: str, **flags: object) -> None:
     except config_mod.ConfigError as exc:
         click.echo(f"gb28181: config error: {exc}", err=True)
         sys.exit(2)
-    if cfg.media or cfg.upstream:
-        logging.getLogger("gb28181").warning("[media] and [[upstream]] are not implemented in this version; ignored")
+    if cfg.media:
+        logging.getLogger("gb28181").warning("[media] is not implemented in this version; ignored")
     try:
         import uvloop
     except ImportError:  # uvloop does not exist on Windows
@@ -743,6 +743,107 @@ def channels_import(path: str, dry_run: bool, as_json: bool, admin_url: str, db:
             click.echo(f"line {change['line']}: {change['id']} {field_name}: {before!r} -> {after!r}")
     verb = "would change" if dry_run else "changed"
     click.echo(f"{result['rows']} rows read ({result['encoding']}); {verb} {result['changed']} channels")
+# ---------------------------------------------------------------------------------------------- cascade
+@main.group()
+def upstream() -> None:
+    """Superior platforms we register to ([[upstream]] in the config)."""
+
+
+_UPSTREAM_COLUMNS = ["id", "host", "port", "transport", "state", "since", "next_attempt", "last_error", "shares"]
+
+
+@upstream.command("list")
+@json_option
+@admin_option
+@db_option
+def upstream_list(as_json: bool, admin_url: str, db: str) -> None:
+    """List superiors with their registration state."""
+    rows = _client(admin_url, db).call("GET", "/api/upstreams")
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    _print_table(rows, _UPSTREAM_COLUMNS)
+
+
+@upstream.command("status")
+@click.argument("upstream_id", required=False)
+@json_option
+@admin_option
+@db_option
+def upstream_status(upstream_id: str | None, as_json: bool, admin_url: str, db: str) -> None:
+    """Registration state of one superior (or all): since when, last error, next attempt, keepalives."""
+    client = _client(admin_url, db)
+    path = f"/api/upstreams/{upstream_id}" if upstream_id else "/api/upstreams"
+    found = client.call("GET", path)
+    rows = [found] if upstream_id else found
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        _print_tree(row)
+        click.echo("")
+
+
+@main.group()
+def share() -> None:
+    """What each superior sees: shared devices, channels, groups and civil codes, with per-superior IDs/names."""
+
+
+@share.command("add")
+@click.argument("upstream_id")
+@click.argument("items", nargs=-1, required=True)
+@click.option("--as", "as_id", help="The ID this superior is told instead of the item's own (one item only).")
+@click.option("--name", help="The name this superior is told (one item only).")
+@json_option
+@admin_option
+@db_option
+def share_add(upstream_id: str, items: tuple[str, ...], as_id: str | None, name: str | None, as_json: bool,
+              admin_url: str, db: str) -> None:  # fmt: skip
+    """Share ITEMS ("all", device/channel/group IDs, civil codes) with UPSTREAM."""
+    if (as_id is not None or name is not None) and len(items) != 1:
+        raise click.UsageError("--as and --name apply to one item at a time")
+    body = {"items": list(items), "as": as_id, "name": name}
+    rows = _client(admin_url, db).call("POST", f"/api/upstreams/{upstream_id}/shares", body=body)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    _print_table(rows, ["item", "as", "name", "created_at"])
+
+
+@share.command("remove")
+@click.argument("upstream_id")
+@click.argument("items", nargs=-1, required=True)
+@json_option
+@admin_option
+@db_option
+def share_remove(upstream_id: str, items: tuple[str, ...], as_json: bool, admin_url: str, db: str) -> None:
+    """Stop sharing ITEMS with UPSTREAM."""
+    client = _client(admin_url, db)
+    done = [client.call("DELETE", f"/api/upstreams/{upstream_id}/shares/{urllib.parse.quote(i, safe='')}")
+            for i in items]  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(done, ensure_ascii=False))
+        return
+    for row in done:
+        click.echo(f"{row['removed']}: no longer shared with {row['upstream']}")
+
+
+@share.command("list")
+@click.argument("upstream_id")
+@click.option("--catalog", is_flag=True, help="Show the catalog the superior would get (overrides applied).")
+@json_option
+@admin_option
+@db_option
+def share_list(upstream_id: str, catalog: bool, as_json: bool, admin_url: str, db: str) -> None:
+    """What is shared with UPSTREAM."""
+    path = f"/api/upstreams/{upstream_id}/" + ("catalog" if catalog else "shares")
+    rows = _client(admin_url, db).call("GET", path)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    columns = ["id", "name", "status", "civil_code", "device_id", "channel_id"] if catalog else [
+        "item", "as", "name", "created_at"]  # fmt: skip
+    _print_table(rows, columns)
 
 
 if __name__ == "__main__":

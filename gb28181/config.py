@@ -143,6 +143,109 @@ class AdminToken:
         return cls(data["name"], data["token"], data["role"])
 
 
+UPSTREAM_CHARSETS = ("GB2312", "GB18030", "UTF-8")
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """One ``[[upstream]]`` table: a superior platform we register to (GB/T 28181 §9.1, spec digest §11).
+
+    ``retry_interval`` is the re-registration floor after a failure (§9.1.1 says at least 60 s, the 2022 edition
+    adds a random delay); failures back off exponentially up to ``retry_max`` with up to ``retry_jitter`` extra.
+    ``share`` seeds the database's shares while it holds none for this superior (DECISIONS.md: Overrides)."""
+
+    id: str
+    host: str
+    domain: str = ""  # default: first 10 digits of the ID
+    port: int = 5060
+    transport: str = "udp"  # "udp" | "tcp"
+    username: str = ""  # default: our SIP ID
+    password: str = ""
+    register_expires: int = 3600
+    keepalive_interval: int = 60
+    keepalive_max_missed: int = 3  # unanswered keepalives after which the superior is offline (§9.6.1)
+    retry_interval: float = 60.0
+    retry_max: float = 600.0
+    retry_jitter: float = 0.25  # fraction of the delay added at random
+    charset: str = "GB2312"  # DECISIONS.md: Encoding out
+    catalog_batch: int = 4  # items per Response packet (App.M serial sending; WVP sends 1-8)
+    media: str = "relay"  # "relay" | "direct"
+    share: tuple[str, ...] = ()  # ("all",) or device/channel/group IDs and civil codes
+    name: str = ""  # our name in the system item we send up
+
+    @property
+    def sip_domain(self) -> str:
+        return self.domain or self.id[:10]
+
+    @classmethod
+    def parse(cls, data: Any, index: int) -> UpstreamConfig:
+        what = f"[[upstream]] #{index + 1}"
+        if not isinstance(data, dict):
+            raise ConfigError(f"{what} must be a table")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{what}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        for key in ("id", "host"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise ConfigError(f"{what}: {key} is required (a non-empty string)")
+        what = f"[[upstream]] {data['id']}"
+        share = data.get("share", ())
+        if isinstance(share, str):
+            share = (share,)
+        if not isinstance(share, (list, tuple)) or not all(isinstance(v, str) and v for v in share):
+            raise ConfigError(f'{what}: share must be "all" or a list of device/channel/group IDs and civil codes')
+        kwargs: dict[str, Any] = {"id": data["id"], "host": data["host"], "share": tuple(share)}
+        defaults = cls(id="", host="")
+        for key, value in data.items():
+            if key in kwargs:
+                continue
+            default = getattr(defaults, key)
+            if isinstance(default, int) and not isinstance(default, bool):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"{what}: {key} must be an integer")
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ConfigError(f"{what}: {key} must be a number")
+                value = float(value)
+            elif not isinstance(value, str):
+                raise ConfigError(f"{what}: {key} must be a string")
+            kwargs[key] = value
+        return cls(**kwargs).checked()
+
+    def checked(self) -> UpstreamConfig:
+        what = f"[[upstream]] {self.id}"
+        if len(self.id) != 20 or not (self.id.isascii() and self.id.isdigit()):
+            raise ConfigError(f"{what}: id must be 20 digits")
+        if self.domain and not (self.domain.isascii() and self.domain.isdigit()):
+            raise ConfigError(f"{what}: domain must be digits (usually the first 10 of the ID)")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"{what}: port must be 1-65535")
+        if self.transport.lower() not in ("udp", "tcp"):
+            raise ConfigError(f'{what}: transport must be "udp" or "tcp", not {self.transport!r}')
+        if not 10 <= self.register_expires <= 86400:
+            raise ConfigError(f"{what}: register_expires must be 10-86400 s (GB/T 28181 §9.1 recommends 3600+)")
+        if not 1 <= self.keepalive_interval <= 3600 or not 1 <= self.keepalive_max_missed <= 100:
+            raise ConfigError(f"{what}: keepalive_interval must be 1-3600 s and keepalive_max_missed 1-100")
+        if not 0.05 <= self.retry_interval <= self.retry_max <= 86400:
+            raise ConfigError(f"{what}: needs 0.05 <= retry_interval <= retry_max <= 86400 s")
+        if not 0 <= self.retry_jitter <= 1:
+            raise ConfigError(f"{what}: retry_jitter must be 0-1 (a fraction of the delay)")
+        charset = self.charset.upper().replace("UTF8", "UTF-8")
+        if charset not in UPSTREAM_CHARSETS:
+            raise ConfigError(f"{what}: charset must be one of {', '.join(UPSTREAM_CHARSETS)}, not {self.charset!r}")
+        if not 1 <= self.catalog_batch <= 64:
+            raise ConfigError(f"{what}: catalog_batch must be 1-64 items per packet")
+        if self.media not in ("relay", "direct"):
+            raise ConfigError(f'{what}: media must be "relay" or "direct", not {self.media!r}')
+        if "all" in self.share and len(self.share) > 1:
+            raise ConfigError(f'{what}: share is either "all" or a list of IDs, not both')
+        for item in self.share:
+            if item != "all" and not (item.isascii() and item.isdigit() and len(item) in (2, 4, 6, 8, 20)):
+                raise ConfigError(f"{what}: share item {item!r} is not a 20-digit ID or a 2/4/6/8-digit civil code")
+        return replace(self, transport=self.transport.lower(), charset=charset)
+
+
 @dataclass(frozen=True)
 class AdminConfig:
     listen: str = "127.0.0.1:18080"
@@ -161,7 +264,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     # Sections the contract names that later issues implement; kept so a full config file still loads.
     media: dict[str, Any] = field(default_factory=dict)
-    upstream: tuple[dict[str, Any], ...] = ()
+    upstream: tuple[UpstreamConfig, ...] = ()
 
     @property
     def domain(self) -> str:
@@ -252,6 +355,11 @@ def validate(cfg: Config) -> Config:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"[platform] timezone {cfg.platform.timezone!r} is not a known zone") from exc
     _host_port(cfg.admin.listen, "[admin] listen")
+    ids = [u.id for u in cfg.upstream]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("[[upstream]] ids must be distinct")
+    if s.id in ids:
+        raise ConfigError("[[upstream]] id must not be our own [sip] id")
     return cfg
 
 
@@ -292,7 +400,7 @@ def load(path: str | Path | None) -> Config:
         elif key == "upstream":
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise ConfigError("[[upstream]] must be an array of tables")
-            kwargs["upstream"] = tuple(value)
+            kwargs["upstream"] = tuple(UpstreamConfig.parse(v, i) for i, v in enumerate(value))
         else:
             raise ConfigError(f"unknown section [{key}] (known: {', '.join([*_SECTIONS, 'media', 'upstream'])})")
     return validate(Config(**kwargs))

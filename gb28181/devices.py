@@ -43,6 +43,7 @@ class DeviceService:
         self.by_peer: dict[str, set[str]] = {}
         self.counters: dict[str, int] = {}
         self._dark: dict[str, set[str]] = {}  # channels taken offline because their device went offline
+        self.on_channel_status: Callable[[], None] | None = None  # told after channels followed their device
         self._tasks: set[asyncio.Task[None]] = set()
         self._registrations = GroupCommitter(store.save_registrations)
         self._keepalives: PeriodicBatcher[Keepalive] = PeriodicBatcher(
@@ -224,6 +225,8 @@ class DeviceService:
                 event, why = "channel-device-offline", "device offline"
             if changes:
                 await self.store.set_channel_status(changes)
+                if self.on_channel_status is not None:
+                    self.on_channel_status()
                 now = self.wall()
                 for _, cid, _ in changes:
                     self._events.add(StatusEvent(now, cid, event, kind="channel", reason=why))

@@ -46,6 +46,7 @@ from gb28181.notifications import CHANNEL_EVENT, STATUS_EVENTS, alarm_record, ca
 from gb28181.operation_service import OperationService
 from gb28181.queries import QUERIES, build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
+from gb28181.server_upstream import RelayRoute, UpstreamDriver, UpstreamLink
 from gb28181.sn import Correlator, QueryError, check_result
 from gb28181.subscribe import (
     ACTIVE,
@@ -79,7 +80,7 @@ from sip.timers import TimerConfig
 
 log = logging.getLogger("gb28181")
 
-ALLOW = "REGISTER, MESSAGE, NOTIFY, OPTIONS, ACK, BYE, CANCEL"
+ALLOW = "REGISTER, MESSAGE, NOTIFY, SUBSCRIBE, OPTIONS, ACK, BYE, CANCEL"
 USER_AGENT = "gb28181-py/0.1"
 
 
@@ -128,7 +129,7 @@ def load_secrets(cfg: Config) -> Secrets:
 
 
 @dataclass
-class Platform:
+class Platform(UpstreamDriver):
     cfg: Config
     secrets: Secrets
     store: RegistryStore
@@ -182,6 +183,9 @@ class Platform:
             device_of=self._registered, count=self.count, mono=self.mono, tz=self.tz, query_timeout=s.query_timeout,
             inter_packet_timeout=self.cfg.catalog.inter_packet_timeout,
         )  # fmt: skip
+        self.upstreams: dict[str, UpstreamLink] = {}  # superiors we register to, by ID (cascade)
+        self.relay_routes: dict[tuple[str, int], RelayRoute] = {}  # (device, our SN) -> a superior's query
+        self.devices.on_channel_status = self.catalog_changed  # superiors' catalog subscriptions hear of it
 
     def count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
@@ -220,6 +224,8 @@ class Platform:
             self._on_message(event)
         elif method == "NOTIFY":
             self._on_notify(event)
+        elif method == "SUBSCRIBE":
+            self._on_subscribe(event)  # a superior's Catalog subscription (gb28181/server_upstream.py)
         elif method == "OPTIONS":
             self.endpoint.reply(event, 200, headers=[("Allow", ALLOW)], now=self.mono())
         else:
@@ -240,6 +246,8 @@ class Platform:
                 self._note_register(d, peer)
                 return StatelessAnswer(d.status, list(d.headers))
             if req.method == "MESSAGE" and b"Keepalive" in req.body:
+                if self._superior(req.from_.user or "", peer) is not None:
+                    return None  # a superior's MESSAGE: served in _on_message
                 return self._screen_message(req, peer)[0]  # None: not a keepalive after all
             return None
         except RemoteProtocolError:
@@ -365,6 +373,9 @@ class Platform:
         user = req.from_.user or ""
         now = self.mono()
         peer = event.peer
+        if (link := self._superior(user, peer)) is not None:  # DECISIONS.md: superiors are served
+            self._on_superior_message(event, link)
+            return
         answer, env = self._screen_message(req, peer)
         if answer is not None or env is None:
             answer = answer or StatelessAnswer(500)
@@ -374,6 +385,8 @@ class Platform:
         self.count(f"message:{env.cmd_type}")
         self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
         self.endpoint.reply(event, 200, now=now)
+        if env.kind == "Response" and self.relay_response(user, env.sn, req.body):
+            return  # a packet of a superior's relayed query (gb28181/server_upstream.py)
         if env.kind == "Response" and env.cmd_type == "Catalog":
             try:
                 decoded = decode_message(req.body)
@@ -512,6 +525,7 @@ class Platform:
         self._catalog_results[(commit.device_id, commit.sn)] = summary
         while len(self._catalog_results) > 256:  # bounded: the recent results operators may still ask about
             self._catalog_results.popitem(last=False)
+        self.catalog_changed()
         if waiter is not None and not waiter.done():
             waiter.set_result(summary)
 
@@ -1008,12 +1022,14 @@ async def run(
     # Check liveness often enough that a lapse is seen within a quarter of the shortest window.
     tick = min(tick, cfg.keepalive.interval * cfg.keepalive.max_missed / 4)
     ticker = loop.create_task(platform.liveness_loop(tick))
+    await platform.start_upstreams()
     if ready is not None:
         ready.set()
     await stop.wait()
     log.info("stopping: %d devices online", sum(1 for d in platform.devices.devices.values() if d.status == "online"))
     ticker.cancel()
     await platform.operations.stop_moving()  # timed PTZ stops still pending go out before the transport closes
+    await platform.stop_upstreams()  # unregister from superiors (Expires 0) while the transport still runs
     await runner.close()
     await admin_runner.cleanup()
     await platform.devices.stop()  # records platform-stop and flushes the batches

@@ -17,12 +17,14 @@ from registry.models import (
     Keepalive,
     Position,
     Registration,
+    Share,
     StatusEvent,
     check_channel_status,
     checked_alarm,
     checked_catalog,
     checked_overrides,
     checked_position,
+    checked_shares,
     event_code,
     kind_code,
 )
@@ -36,6 +38,7 @@ class MemoryStore:
         self._channels: dict[str, dict[str, Channel]] = {}  # device ID -> channel ID -> channel
         self._alarms: list[Alarm] = []
         self._positions: dict[tuple[str, str], Position] = {}
+        self._shares: dict[tuple[str, str], Share] = {}  # (upstream ID, item) -> share
 
     async def open(self) -> None:
         pass
@@ -272,6 +275,19 @@ class MemoryStore:
             for key, p in sorted(self._positions.items())
             if device_id is None or key[0] == device_id
         ]
+    async def list_shares(self, upstream_id: str | None = None) -> list[Share]:
+        return [s for key, s in sorted(self._shares.items()) if upstream_id is None or key[0] == upstream_id]
+
+    async def put_shares(self, shares: Sequence[Share]) -> None:
+        for share in checked_shares(list(self._shares.values()), shares):
+            key = (share.upstream_id, share.item)
+            old = self._shares.get(key)
+            if old is not None:
+                share = dataclasses.replace(share, created_at=old.created_at)
+            self._shares[key] = share
+
+    async def remove_shares(self, upstream_id: str, items: Sequence[str]) -> int:
+        return sum(self._shares.pop((upstream_id, item), None) is not None for item in dict.fromkeys(items))
 
 
 def _copy(channel: Channel) -> Channel:

@@ -174,6 +174,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "shares with superior platforms",
+        (
+            # What each superior ([[upstream]] id) sees: "all", device/channel/group IDs, civil codes; as_id and
+            # as_name are per-superior overrides (NULL = none). No foreign keys: a share may name a channel that
+            # a catalog sync has not brought yet.
+            """
+            CREATE TABLE upstream_shares (
+                upstream_id TEXT NOT NULL,
+                item        TEXT NOT NULL,
+                as_id       TEXT,
+                as_name     TEXT,
+                created_at  REAL NOT NULL DEFAULT 0,
+                PRIMARY KEY (upstream_id, item)
+            )
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -35,6 +35,9 @@ EVENT_CODES: dict[str, int] = {
     # platform
     "platform-start": 40,
     "platform-stop": 41,
+    # superior platforms we register to (cascade; subject = the superior's ID, kind "platform")
+    "upstream-online": 50,
+    "upstream-offline": 51,
 }
 EVENT_NAMES: dict[int, str] = {v: k for k, v in EVENT_CODES.items()}
 SUBJECT_KINDS = ("device", "channel", "platform")
@@ -377,3 +380,45 @@ def checked_position(p: Position) -> Position:
     values = {name: _float(f"position {name}", getattr(p, name))
               for name in ("longitude", "latitude", "speed", "direction", "altitude", "height")}  # fmt: skip
     return dataclasses.replace(p, **values)  # type: ignore[arg-type]
+# Shares: which items a superior platform sees, with per-superior ID and name (DECISIONS.md: Overrides)
+SHARE_ALL = "all"
+
+
+@dataclass(frozen=True)
+class Share:
+    """One item shared with a superior: ``"all"``, a device, channel, business group / virtual organisation ID or
+    a civil code. ``as_id``/``as_name`` are what that superior is told instead of the item's own ID and name
+    (None = no per-superior override)."""
+
+    upstream_id: str
+    item: str
+    as_id: str | None = None
+    as_name: str | None = None
+    created_at: float = 0.0
+
+
+def checked_shares(existing: Sequence[Share], new: Sequence[Share]) -> list[Share]:
+    """Validated copies of shares to upsert (ValueError for a caller's bug): non-empty IDs of at most 64
+    characters, names of at most 200, and no ``as_id`` given to two items of the same superior once ``new`` is
+    applied over ``existing``."""
+    out: list[Share] = []
+    for share in new:
+        for name in ("upstream_id", "item"):
+            value = getattr(share, name)
+            if not isinstance(value, str) or not value or len(value) > 64:
+                raise ValueError(f"share {name} must be a non-empty string of at most 64 characters, not {value!r}")
+        if share.as_id is not None and (not isinstance(share.as_id, str) or not share.as_id or len(share.as_id) > 64):
+            raise ValueError(f"share as_id must be None or a non-empty string (at most 64 characters): {share.as_id!r}")
+        if share.as_name is not None and (not isinstance(share.as_name, str) or len(share.as_name) > 200):
+            raise ValueError(f"share as_name must be None or a string of at most 200 characters: {share.as_name!r}")
+        out.append(dataclasses.replace(share, created_at=float(share.created_at)))
+    merged = {(s.upstream_id, s.item): s for s in existing}
+    merged.update({(s.upstream_id, s.item): s for s in out})
+    seen: dict[tuple[str, str], str] = {}
+    for (upstream_id, item), share in merged.items():
+        if share.as_id is None:
+            continue
+        other = seen.setdefault((upstream_id, share.as_id), item)
+        if other != item:
+            raise ValueError(f"{share.as_id} is already what {upstream_id} sees for {other}; one ID per item")
+    return out

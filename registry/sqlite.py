@@ -40,12 +40,14 @@ from registry.models import (
     Keepalive,
     Position,
     Registration,
+    Share,
     StatusEvent,
     check_channel_status,
     checked_alarm,
     checked_catalog,
     checked_overrides,
     checked_position,
+    checked_shares,
     event_code,
     kind_code,
     to_millis,
@@ -174,6 +176,7 @@ _SAVE_POSITION = (
     "ON CONFLICT (device_id, target_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS[2:])
 )
+_SELECT_SHARES = "SELECT upstream_id, item, as_id, as_name, created_at FROM upstream_shares"
 
 _SYNC_MODES = ("NORMAL", "FULL", "EXTRA")
 _SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
@@ -653,6 +656,32 @@ class SqliteStore:
         async with self._read("list_positions") as db:
             rows = await db.execute_fetchall(sql + " ORDER BY device_id, target_id", args)
         return [Position(**dict(zip(POSITION_COLUMNS, r, strict=True))) for r in rows]
+    # shares
+    async def list_shares(self, upstream_id: str | None = None) -> list[Share]:
+        where, args = (" WHERE upstream_id = ?", (upstream_id,)) if upstream_id is not None else ("", ())
+        async with self._read("list_shares") as db:
+            rows = await db.execute_fetchall(_SELECT_SHARES + where + " ORDER BY upstream_id, item", args)
+        return [Share(*row) for row in rows]
+
+    async def put_shares(self, shares: Sequence[Share]) -> None:
+        async with self._write("put_shares") as db:
+            existing = [Share(*row) for row in await db.execute_fetchall(_SELECT_SHARES)]
+            checked = checked_shares(existing, shares)
+            await db.executemany(
+                "INSERT INTO upstream_shares (upstream_id, item, as_id, as_name, created_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (upstream_id, item) DO UPDATE SET as_id = excluded.as_id, as_name = excluded.as_name",
+                [(s.upstream_id, s.item, s.as_id, s.as_name, s.created_at) for s in checked],
+            )
+
+    async def remove_shares(self, upstream_id: str, items: Sequence[str]) -> int:
+        async with self._write("remove_shares") as db:
+            removed = 0
+            for item in dict.fromkeys(items):
+                cursor = await db.execute(
+                    "DELETE FROM upstream_shares WHERE upstream_id = ? AND item = ?", (upstream_id, item)
+                )
+                removed += cursor.rowcount
+        return removed
 
     # operations
     async def integrity_check(self) -> str:

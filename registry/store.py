@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from registry.models import Alarm, Channel, Device, Keepalive, Position, Registration, StatusEvent
+from registry.models import Alarm, Channel, Device, Keepalive, Position, Registration, Share, StatusEvent
 
 
 class StoreError(Exception):
@@ -144,3 +144,13 @@ class RegistryStore(Protocol):
 
     async def list_positions(self, *, device_id: str | None = None) -> list[Position]:
         """Latest positions ordered by (device_id, target_id), optionally of one device."""
+    # shares with superior platforms (cascade): the database is their source of truth (DECISIONS.md: Overrides)
+    async def list_shares(self, upstream_id: str | None = None) -> list[Share]:
+        """Shares ordered by (upstream_id, item), optionally of one superior only."""
+
+    async def put_shares(self, shares: Sequence[Share]) -> None:
+        """Insert or replace shares keyed by (upstream_id, item) in one transaction; a replaced share keeps its
+        ``created_at``. ValueError (nothing stored) per ``registry.models.checked_shares``."""
+
+    async def remove_shares(self, upstream_id: str, items: Sequence[str]) -> int:
+        """Delete these items of one superior in one transaction; returns how many existed."""

@@ -13,6 +13,9 @@ duration} · GET /api/channels/{id}/presets · POST /api/channels/{id}/presets {
 GET /api/channels/{id}/records?start=&end= · POST /api/channels/{id}/record {action} ·
 POST /api/devices/{id}/reboot · POST /api/devices/{id}/guard {action} · GET /api/channels.csv ·
 POST /api/channels.csv[?dry_run=1] (text/csv body)
+
+Cascade: GET /api/upstreams · GET /api/upstreams/{id} · GET|POST /api/upstreams/{id}/shares ·
+DELETE /api/upstreams/{id}/shares/{item} · GET /api/upstreams/{id}/catalog (what the superior sees)
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gb28181.admin.views import apply_settings, device_json, event_json, parse_time
+from gb28181.admin.views import apply_settings, device_json, event_json, iso, parse_time
 from gb28181.channel_csv import CsvImportError, export_csv, parse_csv, plan
 from gb28181.channels import channel_json
 from gb28181.ids import GbId, InvalidId
@@ -37,7 +40,7 @@ from gb28181.manscdp.ptz import DEFAULT_SPEED
 from gb28181.notifications import alarm_json, position_json
 from gb28181.operations import OperationError
 from gb28181.sn import QueryError
-from registry.models import VIDEO, Device
+from registry.models import SHARE_ALL, VIDEO, Device, Share
 from registry.store import StoreError
 
 log = logging.getLogger("gb28181.admin")
@@ -94,6 +97,12 @@ class AdminApi:
         app.router.add_get("/api/stats", self.stats)
         self._add_notification_routes(app)
         self._operation_routes(app)
+        app.router.add_get("/api/upstreams", self.list_upstreams)
+        app.router.add_get("/api/upstreams/{id}", self.show_upstream)
+        app.router.add_get("/api/upstreams/{id}/shares", self.list_shares)
+        app.router.add_post("/api/upstreams/{id}/shares", self.add_shares)
+        app.router.add_delete("/api/upstreams/{id}/shares/{item}", self.remove_share)
+        app.router.add_get("/api/upstreams/{id}/catalog", self.upstream_catalog)
         return app
 
     @web.middleware
@@ -491,3 +500,95 @@ class AdminApi:
             "rows": len(rows), "changed": len(changes), "dry_run": dry_run, "applied": bool(changes) and not dry_run,
             "encoding": encoding, "changes": [c.json() for c in changes],
         })  # fmt: skip
+    # ------------------------------------------------------------------ superiors (cascade)
+    def _upstream_json(self, status: dict[str, Any]) -> dict[str, Any]:
+        return {**status, "since": iso(status["since"], self.tz), "next_attempt": iso(status["next_attempt"], self.tz)}
+
+    def _upstream_or_404(self, upstream_id: str) -> None:
+        if upstream_id not in self.platform.upstreams:
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": f"no superior {upstream_id} in [[upstream]]"}),
+                content_type="application/json",
+            )
+
+    async def list_upstreams(self, request: web.Request) -> web.Response:
+        shares = await self.platform.store.list_shares()
+        counts = Counter(s.upstream_id for s in shares)
+        return web.json_response(
+            [{**self._upstream_json(st), "shares": counts[st["id"]]} for st in self.platform.upstream_status()]
+        )
+
+    async def show_upstream(self, request: web.Request) -> web.Response:
+        upstream_id = request.match_info["id"]
+        self._upstream_or_404(upstream_id)
+        (status,) = [st for st in self.platform.upstream_status() if st["id"] == upstream_id]
+        shares = await self.platform.store.list_shares(upstream_id)
+        return web.json_response({**self._upstream_json(status), "shares": len(shares)})
+
+    async def list_shares(self, request: web.Request) -> web.Response:
+        upstream_id = request.match_info["id"]
+        self._upstream_or_404(upstream_id)
+        return web.json_response([_share_json(s, self.tz) for s in await self.platform.store.list_shares(upstream_id)])
+
+    async def add_shares(self, request: web.Request) -> web.Response:
+        """Share items with a superior: ``{"items": [...], "as": ID, "name": NAME}``; ``as``/``name`` (one item
+        only) set what that superior is told instead of the item's own ID and name."""
+        upstream_id = request.match_info["id"]
+        self._upstream_or_404(upstream_id)
+        body = await self._json_body(request)
+        items = body.get("items")
+        as_id, name = body.get("as"), body.get("name")
+        if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
+            return _error(400, 'items must be a non-empty list of IDs, civil codes or "all"')
+        for item in items:
+            if item != SHARE_ALL and not (item.isascii() and item.isdigit() and len(item) in (2, 4, 6, 8, 20)):
+                return _error(400, f'{item!r} is not a 20-digit ID, a 2/4/6/8-digit civil code or "all"')
+        if (as_id is not None or name is not None) and len(items) != 1:
+            return _error(400, "--as and --name apply to one item at a time")
+        if as_id is not None and not (
+            isinstance(as_id, str) and as_id.isascii() and as_id.isdigit() and len(as_id) == 20
+        ):
+            return _error(400, "as must be a 20-digit ID")
+        if name is not None and not isinstance(name, str):
+            return _error(400, "name must be a string")
+        if SHARE_ALL in items and (as_id is not None or name is not None):
+            return _error(400, '"all" takes no --as or --name')
+        now = self.platform.wall()
+        try:
+            await self.platform.store.put_shares([Share(upstream_id, i, as_id, name, now) for i in items])
+        except ValueError as exc:
+            return _error(409 if "already what" in str(exc) else 400, str(exc))
+        log.info("admin API: shared %s with %s (as %s, name %r)", items, upstream_id, as_id, name)
+        self.platform.catalog_changed()
+        return web.json_response([_share_json(s, self.tz) for s in await self.platform.store.list_shares(upstream_id)])
+
+    async def remove_share(self, request: web.Request) -> web.Response:
+        upstream_id, item = request.match_info["id"], request.match_info["item"]
+        self._upstream_or_404(upstream_id)
+        if not await self.platform.store.remove_shares(upstream_id, [item]):
+            return _error(404, f"{item} is not shared with {upstream_id}")
+        log.info("admin API: %s no longer shared with %s", item, upstream_id)
+        self.platform.catalog_changed()
+        return web.json_response({"removed": item, "upstream": upstream_id})
+
+    async def upstream_catalog(self, request: web.Request) -> web.Response:
+        """The catalog this superior would get now (its shares, overrides applied)."""
+        upstream_id = request.match_info["id"]
+        self._upstream_or_404(upstream_id)
+        catalog = await self.platform.shared_catalog(upstream_id)
+        return web.json_response([
+            {"id": i.device_id, "name": i.name, "status": i.status, "parent_ids": list(i.parent_ids),
+             "civil_code": i.civil_code, "device_id": catalog.targets.get(i.device_id or "", (None, None))[0],
+             "channel_id": catalog.targets.get(i.device_id or "", (None, None))[1]}
+            for i in catalog.items
+        ])  # fmt: skip
+
+
+def _share_json(s: Share, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    return {
+        "upstream": s.upstream_id,
+        "item": s.item,
+        "as": s.as_id,
+        "name": s.as_name,
+        "created_at": iso(s.created_at, tz),
+    }

@@ -121,7 +121,7 @@ def test_every_section_loads(tmp_path: Path) -> None:
     assert cfg.registry.database == "/var/lib/gb/registry.db"
     assert (cfg.keepalive.interval, cfg.keepalive.max_missed) == (30, 2)
     assert cfg.media["backend"] == "zlmediakit" and cfg.media["advertise"] == "203.0.113.8"
-    assert len(cfg.upstream) == 1 and cfg.upstream[0]["host"] == "198.51.100.1"
+    assert len(cfg.upstream) == 1 and cfg.upstream[0].host == "198.51.100.1"
     assert (cfg.admin.listen, cfg.admin.token) == ("0.0.0.0:18081", "admintoken")
 
 
