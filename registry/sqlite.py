@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import operator
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -140,7 +141,6 @@ CHANNEL_COLUMNS: tuple[str, ...] = (
     "updated_at",
     *OVERRIDE_FIELDS,
 )
-_JSON_COLUMNS = frozenset({"parent_ids", "info"})
 # What a catalog writes: everything but the overrides. On conflict every reported field and updated_at are
 # replaced; first_seen and the overrides are kept.
 _CATALOG_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in OVERRIDE_FIELDS)
@@ -220,13 +220,23 @@ def _event(row: Sequence[Any]) -> StatusEvent:
     )
 
 
-def _channel_row(c: Channel) -> tuple[Any, ...]:
-    return tuple(
-        json.dumps(list(c.parent_ids) if col == "parent_ids" else c.info, ensure_ascii=False, separators=(",", ":"))
-        if col in _JSON_COLUMNS
-        else getattr(c, col)
-        for col in _CATALOG_COLUMNS
+# One encoder for every row (json.dumps with options builds a new one per call); same text as
+# json.dumps(value, ensure_ascii=False, separators=(",", ":")).
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_catalog_values = operator.attrgetter(*_CATALOG_COLUMNS)
+_PARENT_IDS_AT, _INFO_AT = _CATALOG_COLUMNS.index("parent_ids"), _CATALOG_COLUMNS.index("info")
+
+
+def _channel_row(c: Channel) -> list[Any]:
+    """The values of ``_UPSERT_CHANNEL`` for one channel, in _CATALOG_COLUMNS order (JSON for the JSON columns)."""
+    row = list(_catalog_values(c))
+    ids = c.parent_ids
+    # IDs are digits: letters and digits need no JSON escaping, so the text is built directly
+    row[_PARENT_IDS_AT] = (
+        '["' + '","'.join(ids) + '"]' if all(i.isalnum() for i in ids) and ids else _to_json(list(ids))
     )
+    row[_INFO_AT] = _to_json(c.info) if c.info else "{}"
+    return row
 
 
 def _channel(row: Sequence[Any]) -> Channel:
