@@ -150,6 +150,7 @@ _UPSERT_CHANNEL = (
     + ", ".join(f"{c} = excluded.{c}" for c in _CATALOG_COLUMNS if c not in ("device_id", "id", "first_seen"))
 )
 _SELECT_CHANNELS = f"SELECT {', '.join(CHANNEL_COLUMNS)} FROM channels"
+_CATALOG_CHUNK = 2000  # rows per executemany in apply_catalog
 _SHOWN_CIVIL_CODE = "COALESCE(override_civil_code, civil_code)"  # the expression of the channels_civil_code index
 _SET_CHANNEL_STATUS = "UPDATE channels SET status = ? WHERE device_id = ? AND id = ?"
 _REMOVE_CHANNEL = "DELETE FROM channels WHERE device_id = ? AND id = ?"
@@ -496,12 +497,24 @@ class SqliteStore:
         return _channel(rows[0]) if rows else None
 
     async def apply_catalog(self, device_id: str, upserts: Sequence[Channel], removes: Sequence[str]) -> None:
-        rows = [_channel_row(c) for c in checked_catalog(device_id, upserts, removes)]
+        """One transaction. A big catalog (a lower platform's 50,000 channels) is written in chunks of
+        ``_CATALOG_CHUNK`` rows, each validated and converted while SQLite's thread writes the one before (the
+        sqlite3 module releases the GIL while SQLite works), so the two overlap on two cores. A bad channel in any
+        chunk raises ValueError and rolls back the whole change: nothing is written."""
+        chunks = [upserts[i : i + _CATALOG_CHUNK] for i in range(0, len(upserts), _CATALOG_CHUNK)]
+        rows = [_channel_row(c) for c in checked_catalog(device_id, chunks[0] if chunks else (), removes)]
         gone = [(device_id, channel_id) for channel_id in removes]
         async with self._write("apply_catalog") as db:
             found = await db.execute_fetchall("SELECT 1 FROM devices WHERE id = ?", (device_id,))
             if not list(found):
                 raise KeyError(device_id)
+            for chunk in chunks[1:]:
+                writing = asyncio.ensure_future(db.executemany(_UPSERT_CHANNEL, rows))
+                await asyncio.sleep(0)  # let it reach SQLite's thread before this one converts the next chunk
+                try:
+                    rows = [_channel_row(c) for c in checked_catalog(device_id, chunk, removes)]
+                finally:
+                    await writing
             if rows:
                 await db.executemany(_UPSERT_CHANNEL, rows)
             if gone:
