@@ -230,8 +230,8 @@ def _has_elements(elem: etree._Element) -> bool:
 # its name alone, computed once per node class (a catalog repeats the same 15 tags 50,000 times).
 # (path as sent, Num field read from the element's attribute, list/node field that reads the element,
 # (leaf field, priority), an unknown leaf goes to ``extra``, skipped: the root's CmdType, and for a leaf on its
-# field's main path that needs nothing else (no Num, not multi): (field name, conv), the fast path)
-_Route = tuple[str, Any, Any, Any, bool, bool, "tuple[str, str] | None"]
+# field's main path that needs nothing else (no Num, not multi): its field name and conv, the fast path)
+_Route = tuple[str, Any, Any, Any, bool, bool, "str | None", "str | None"]
 _BEST = (0, "", "")  # the priority record of a value read on the fast path (main path: nothing beats it)
 _ROUTES_MAX = 4096  # per class; a hostile body with endless distinct tags is routed without caching
 
@@ -245,10 +245,10 @@ def _route(cls: type, spec: _Spec, orig: str, tag: str) -> _Route:
         key, path = orig.lower() + name.lower(), orig + name
         num, stop, hit = spec.nums.get(key), spec.stops.get(key), spec.by_path.get(key)
         skip = key == "cmdtype" and issubclass(cls, Message)
-        fast = None
+        fast = conv = None
         if hit is not None and hit[1] == 0 and hit[0].conv != "multi" and num is None and stop is None and not skip:
-            fast = (hit[0].name, hit[0].conv)
-        route = (path, num, stop, hit, key not in spec.containers and key not in spec.nums, skip, fast)
+            fast, conv = hit[0].name, hit[0].conv
+        route = (path, num, stop, hit, key not in spec.containers and key not in spec.nums, skip, fast, conv)
         if len(table) < _ROUTES_MAX:
             table[tag] = route
     return route
@@ -302,6 +302,7 @@ def _read(cls: type, elem: etree._Element, kwargs: dict[str, Any]) -> Any:
     values: dict[str, Any] = {}
     prios: dict[str, tuple[int, str, str]] = {}  # field -> (priority, path, text) of its value
     extra: dict[str, str] = {}
+    lists: list[str] = []  # fields read as lists (multi, list): made tuples at the end
     tables = _ROUTES.get(cls) or {}
 
     def walk(parent: etree._Element, orig: str) -> None:
@@ -312,12 +313,12 @@ def _read(cls: type, elem: etree._Element, kwargs: dict[str, Any]) -> Any:
             tag = child.tag
             route = table.get(tag) or _route(cls, spec, orig, tag)
             fast = route[6]
-            if fast is not None and not len(child) and fast[0] not in values:  # first value of a plain leaf
+            if fast is not None and fast not in values and not len(child):  # first value of a plain leaf
                 text = child.text
                 text = text.strip() if text else ""
-                values[fast[0]] = text if fast[1] == "str" else _convert(fast[1], text, route[0], extra)
+                values[fast] = text if route[7] == "str" else _convert(route[7], text, route[0], extra)
                 continue
-            path, num, stop, hit, keep, skip, _ = route
+            path, num, stop, hit, keep, skip, _, _ = route
             if skip:
                 continue
             if num is not None and num.name not in values:
@@ -339,7 +340,10 @@ def _read(cls: type, elem: etree._Element, kwargs: dict[str, Any]) -> Any:
             fld, prio = hit
             name = fld.name
             if fld.conv == "multi":
-                values.setdefault(name, []).append(text)
+                if name not in values:
+                    values[name] = []
+                    lists.append(name)
+                values[name].append(text)
                 continue
             current = values.get(name, _MISSING)
             if current is _MISSING:
@@ -360,7 +364,10 @@ def _read(cls: type, elem: etree._Element, kwargs: dict[str, Any]) -> Any:
             if stop.name not in values:
                 values[stop.name] = _read(stop.item, child, {})
             return
-        items = values.setdefault(stop.name, [])
+        items = values.get(stop.name)
+        if items is None:
+            items = values[stop.name] = []
+            lists.append(stop.name)
         tag = stop.item_tag.lower()
         for sub in _elements(child):
             sub_name = _local(sub)
@@ -370,9 +377,8 @@ def _read(cls: type, elem: etree._Element, kwargs: dict[str, Any]) -> Any:
                 extra.setdefault(f"{path}/{sub_name}", (sub.text or "").strip())
 
     walk(elem, "")
-    for name, value in values.items():
-        if isinstance(value, list):
-            values[name] = tuple(value)
+    for name in lists:
+        values[name] = tuple(values[name])
     return _build(cls, values, kwargs, extra)
 
 
