@@ -21,6 +21,7 @@ bench/RESULTS.md unless --no-record.
     python bench/catalog_ingest.py                       # both modes, 50,000 cameras
     python bench/catalog_ingest.py --mode tcp --per-packet 500
     python bench/catalog_ingest.py --channels 5000 --no-record
+    python bench/catalog_ingest.py --mode tcp --syncs 2     # then a re-sync that updates every stored channel
 """
 
 from __future__ import annotations
@@ -365,33 +366,28 @@ class Run:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
-async def run_mode(mode: str, channels: int, per_packet: int, workdir: Path, profile: str | None) -> Run:
-    mf = fixtures_module()
-    lower_id = mf.BIG_LOWER
-    platform = Platform(workdir)
-    platform.start()
-    run = Run(mode, per_packet)
-    lower = LowerPlatform(lower_id, mode.upper(), ("127.0.0.1", platform.sip_port))
+async def one_sync(
+    run: Run, platform: Platform, lower: LowerPlatform, mf: ModuleType, channels: int, profile: str | None
+) -> None:
+    """Ask the platform to sync, answer its query with the whole catalog, wait for the commit; fills ``run``."""
+    lower_id = lower.device_id
+    loop = asyncio.get_running_loop()
+    sync = loop.run_in_executor(None, platform.api, "POST", f"/api/devices/{lower_id}/catalog?wait=1")
+    query = await asyncio.wait_for(lower.requests.get(), 30)
+    sn_match = re.search(rb"<SN>\s*([0-9]+)\s*</SN>", query.body)
+    if query.start.split(" ")[0] != "MESSAGE" or b"Catalog" not in query.body or sn_match is None:
+        raise BenchError(f"expected the platform's Catalog query, got {query.start!r}")
+    packets = list(mf.big_lower_platform(sn=int(sn_match.group(1)), channels=channels, per_packet=run.per_packet))
+    run.items = len(mf.big_tree(channels))
+    run.packets = len(packets)
     spy: subprocess.Popen | None = None
+    if profile:
+        spy = subprocess.Popen(
+            ["py-spy", "record", "-p", str(platform.pid), "-f", "raw", "-r", "200", "-o", profile, "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        await asyncio.sleep(1.0)
     try:
-        await lower.connect()
-        await lower.register()
-        loop = asyncio.get_running_loop()
-        sync = loop.run_in_executor(None, platform.api, "POST", f"/api/devices/{lower_id}/catalog?wait=1")
-        query = await asyncio.wait_for(lower.requests.get(), 30)
-        sn_match = re.search(rb"<SN>\s*([0-9]+)\s*</SN>", query.body)
-        if query.start.split(" ")[0] != "MESSAGE" or b"Catalog" not in query.body or sn_match is None:
-            raise BenchError(f"expected the platform's Catalog query, got {query.start!r}")
-        sn = int(sn_match.group(1))
-        packets = list(mf.big_lower_platform(sn=sn, channels=channels, per_packet=per_packet))
-        run.items = len(mf.big_tree(channels))
-        run.packets = len(packets)
-        if profile:
-            spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(platform.pid), "-f", "raw", "-r", "200", "-o", profile, "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            await asyncio.sleep(1.0)
         load0 = os.getloadavg()[0]
         cpu0, t0 = platform.cpu_seconds(), time.perf_counter()
         for body in packets:
@@ -400,26 +396,47 @@ async def run_mode(mode: str, channels: int, per_packet: int, workdir: Path, pro
         status, summary = await sync
         t1 = time.perf_counter()
         cpu1 = platform.cpu_seconds()
-        if status != 200 or not isinstance(summary, dict):
-            raise BenchError(f"catalog sync answered {status}: {summary}")
-        run.seconds, run.summary = t1 - t0, summary
-        run.cpu_seconds = cpu1 - cpu0
-        run.cpu_pct = 100 * run.cpu_seconds / run.seconds
-        run.load = f"{load0:.1f} -> {os.getloadavg()[0]:.1f}"
-        run.peak_rss_mib = platform.peak_rss_mib()
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=60)
-            spy = None
-        run.listed = platform.channel_count(lower_id)
-        if summary.get("state") != "complete" or run.listed != run.items:
-            raise BenchError(f"sync {summary}; channels listed {run.listed}, expected {run.items}")
     finally:
         if spy is not None:
-            spy.kill()
+            spy.send_signal(signal.SIGINT)
+            try:
+                spy.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
+    if status != 200 or not isinstance(summary, dict):
+        raise BenchError(f"catalog sync answered {status}: {summary}")
+    run.seconds, run.summary = t1 - t0, summary
+    run.cpu_seconds = cpu1 - cpu0
+    run.cpu_pct = 100 * run.cpu_seconds / run.seconds
+    run.load = f"{load0:.1f} -> {os.getloadavg()[0]:.1f}"
+    run.peak_rss_mib = platform.peak_rss_mib()
+    run.listed = platform.channel_count(lower_id)
+    if summary.get("state") != "complete" or run.listed != run.items:
+        raise BenchError(f"sync {summary}; channels listed {run.listed}, expected {run.items}")
+
+
+async def run_mode(
+    mode: str, channels: int, per_packet: int, syncs: int, workdir: Path, profile: str | None
+) -> list[Run]:
+    """A fresh platform; ``syncs`` syncs of the same catalog in a row (the second and later update every
+    stored channel: a periodic re-sync)."""
+    mf = fixtures_module()
+    platform = Platform(workdir)
+    platform.start()
+    lower = LowerPlatform(mf.BIG_LOWER, mode.upper(), ("127.0.0.1", platform.sip_port))
+    runs = []
+    try:
+        await lower.connect()
+        await lower.register()
+        for i in range(syncs):
+            run = Run(mode if i == 0 else f"{mode} re-sync {i}", per_packet)
+            await one_sync(run, platform, lower, mf, channels, f"{profile}-{i + 1}.txt" if profile else None)
+            runs.append(run)
+    finally:
         lower.close()
         platform.stop()
-    return run
+    return runs
 
 
 def report(runs: list[Run], channels: int) -> str:
@@ -454,14 +471,15 @@ def main() -> int:
     ap.add_argument("--mode", default="tcp,udp", help="tcp, udp or both (default tcp,udp)")
     ap.add_argument("--channels", type=int, default=50_000, help="cameras in the catalog (default 50,000)")
     ap.add_argument("--per-packet", type=int, default=200, help="items per MESSAGE over TCP (default 200)")
+    ap.add_argument("--syncs", type=int, default=1, help="syncs in a row per mode; 2 adds a re-sync (default 1)")
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
-    ap.add_argument("--profile", metavar="PREFIX", help="py-spy the platform during the ingest: PREFIX-MODE.txt")
+    ap.add_argument("--profile", metavar="PREFIX", help="py-spy the platform during each sync: PREFIX-MODE-N.txt")
     args = ap.parse_args()
     modes = [m.strip() for m in args.mode.split(",") if m.strip()]
     if not modes or set(modes) - {"tcp", "udp"}:
         ap.error("--mode takes tcp, udp or tcp,udp")
-    if not 1 <= args.channels <= 500_000 or not 1 <= args.per_packet <= 2000:
-        ap.error("--channels 1-500000, --per-packet 1-2000")
+    if not 1 <= args.channels <= 500_000 or not 1 <= args.per_packet <= 2000 or not 1 <= args.syncs <= 5:
+        ap.error("--channels 1-500000, --per-packet 1-2000, --syncs 1-5")
     info = machine()
     runs = []
     with tempfile.TemporaryDirectory(prefix="catalog-ingest-") as tmp:
@@ -469,21 +487,23 @@ def main() -> int:
             workdir = Path(tmp) / mode
             workdir.mkdir()
             per_packet = args.per_packet if mode == "tcp" else 1
-            profile = f"{args.profile}-{mode}.txt" if args.profile else None
+            profile = f"{args.profile}-{mode}" if args.profile else None
             print(f"{mode}: {args.channels:,} cameras, {per_packet} item(s) per MESSAGE ...", flush=True)
             try:
-                run = asyncio.run(run_mode(mode, args.channels, per_packet, workdir, profile))
+                done = asyncio.run(run_mode(mode, args.channels, per_packet, args.syncs, workdir, profile))
             except BenchError as exc:
                 stderr = (workdir / "serve.stderr").read_text()[-2000:] if (workdir / "serve.stderr").exists() else ""
                 print(f"{mode}: FAILED: {exc}\n{stderr}", file=sys.stderr)
                 return 2
-            print(
-                f"  {run.items:,} items in {run.seconds:.2f} s = {run.rate:,.0f} items/s; "
-                f"RTT p50 {run.rtt(0.5):.2f} ms p99 {run.rtt(0.99):.2f} ms; CPU {run.cpu_pct:.0f}% "
-                f"({run.per_cpu_second:,.0f} items per CPU-s); peak RSS {run.peak_rss_mib:.0f} MiB; load {run.load}",
-                flush=True,
-            )
-            runs.append(run)
+            for run in done:
+                print(
+                    f"  {run.mode}: {run.items:,} items in {run.seconds:.2f} s = {run.rate:,.0f} items/s; "
+                    f"RTT p50 {run.rtt(0.5):.2f} ms p99 {run.rtt(0.99):.2f} ms; CPU {run.cpu_pct:.0f}% "
+                    f"({run.per_cpu_second:,.0f} items per CPU-s); peak RSS {run.peak_rss_mib:.0f} MiB; "
+                    f"load {run.load}",
+                    flush=True,
+                )
+            runs += done
     text = report(runs, args.channels)
     print(text)
     if not args.no_record:
