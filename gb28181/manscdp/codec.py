@@ -233,13 +233,13 @@ def _has_elements(elem: etree._Element) -> bool:
 # field's main path that needs nothing else (no Num, not multi): its field name and conv, the fast path)
 _Route = tuple[str, Any, Any, Any, bool, bool, "str | None", "str | None"]
 _BEST = (0, "", "")  # the priority record of a value read on the fast path (main path: nothing beats it)
-_ROUTES_MAX = 4096  # per class; a hostile body with endless distinct tags is routed without caching
+_ROUTES_MAX = 4096  # routes cached per class; past that (bodies with endless distinct tags) routes are not kept
 
 
 def _route(cls: type, spec: _Spec, orig: str, tag: str) -> _Route:
     tables = _ROUTES.setdefault(cls, {})
-    table = tables.setdefault(orig, {}) if len(tables) < _ROUTES_MAX else {}
-    route = table.get(tag)
+    table = tables.get(orig)
+    route = None if table is None else table.get(tag)
     if route is None:
         name = tag.rsplit("}", 1)[-1] if tag.startswith("{") else tag
         key, path = orig.lower() + name.lower(), orig + name
@@ -249,12 +249,14 @@ def _route(cls: type, spec: _Spec, orig: str, tag: str) -> _Route:
         if hit is not None and hit[1] == 0 and hit[0].conv != "multi" and num is None and stop is None and not skip:
             fast, conv = hit[0].name, hit[0].conv
         route = (path, num, stop, hit, key not in spec.containers and key not in spec.nums, skip, fast, conv)
-        if len(table) < _ROUTES_MAX:
-            table[tag] = route
+        if _ROUTE_COUNT.get(cls, 0) < _ROUTES_MAX:
+            tables.setdefault(orig, {})[tag] = route
+            _ROUTE_COUNT[cls] = _ROUTE_COUNT.get(cls, 0) + 1
     return route
 
 
 _ROUTES: dict[type, dict[str, dict[str, _Route]]] = {}  # class -> path so far -> child tag -> route
+_ROUTE_COUNT: dict[type, int] = {}
 # Classes built without their __init__ (see _build): per class, its field defaults, or None when it must be.
 _FAST: dict[type, dict[str, Any] | None] = {}
 
