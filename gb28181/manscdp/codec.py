@@ -274,7 +274,9 @@ def _defaults(cls: type) -> dict[str, Any] | None:
         for f in dataclasses.fields(cls):
             if f.default is not dataclasses.MISSING:
                 found[f.name] = f.default
-            elif f.name != "extra":  # a default_factory other than extra's: not worth a special case
+            elif f.name == "extra":
+                found[f.name] = None  # set by _build; here for the field order of __dict__
+            else:  # a default_factory other than extra's: not worth a special case
                 found = None
                 break
     _FAST[cls] = found
@@ -289,10 +291,10 @@ def _build(cls: type, values: dict[str, Any], kwargs: dict[str, Any], extra: dic
     if defaults is None or kwargs:
         return cls(**values, **kwargs, extra=extra)
     obj = object.__new__(cls)
-    state = obj.__dict__
-    state.update(defaults)
+    state = defaults.copy()
     state.update(values)
     state["extra"] = extra
+    object.__setattr__(obj, "__dict__", state)
     for items, num in _fixups(cls)[1]:  # Node.__post_init__: a list read without its Num gets its length
         if state[num] is None and state[items]:
             state[num] = len(state[items])

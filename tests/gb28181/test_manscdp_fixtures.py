@@ -226,6 +226,34 @@ def test_round_trip(key: str) -> None:
             assert again.repairs == ()
 
 
+def rebuilt(value: Any) -> Any:
+    """The same value with every node made again through its class's __init__ (the codec builds plain node
+    classes by filling their __dict__, for speed: the objects must not differ in any way)."""
+    if isinstance(value, tuple):
+        return tuple(rebuilt(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        kwargs = {f.name: rebuilt(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+        return type(value)(**kwargs)
+    return value
+
+
+def same_build(a: Any, b: Any, where: str) -> None:
+    assert a == b, where
+    if dataclasses.is_dataclass(a):
+        assert list(vars(a)) == list(vars(b)), where  # same fields, in the same order
+        for f in dataclasses.fields(a):
+            same_build(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, tuple):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            same_build(x, y, f"{where}[{i}]")
+
+
+@pytest.mark.parametrize("key", ACCEPTED)
+def test_decoded_nodes_are_what_their_init_makes(key: str) -> None:
+    msg = decode(packets(key)[0]).message
+    same_build(msg, rebuilt(msg), key)
+
+
 # ------------------------------------------------------------------------------------------- groups of packets
 
 
