@@ -510,11 +510,11 @@ class SqliteStore:
                 raise KeyError(device_id)
             for chunk in chunks[1:]:
                 writing = asyncio.ensure_future(db.executemany(_UPSERT_CHANNEL, rows))
-                await asyncio.sleep(0)  # let it reach SQLite's thread before this one converts the next chunk
                 try:
+                    await asyncio.sleep(0)  # let it reach SQLite's thread before this one converts the next chunk
                     rows = [_channel_row(c) for c in checked_catalog(device_id, chunk, removes)]
                 finally:
-                    await writing
+                    await writing  # also on an error or a cancellation: its outcome is never left unread
             if rows:
                 await db.executemany(_UPSERT_CHANNEL, rows)
             if gone:

@@ -233,3 +233,19 @@ def test_to_channel_fields_and_refusals() -> None:
     assert vo is not None and vo.business_group_id == GROUPS[0] and vo.status == ONLINE
     assert to_channel(item(device_id=""), LOWER, SERVER, 7.0, single=False) is None
     assert to_channel(item(device_id="x" * 65), LOWER, SERVER, 7.0, single=False) is None
+
+
+async def test_a_bad_channel_at_the_end_of_a_big_catalog_writes_nothing(tmp_path: Path) -> None:
+    """The SQLite store writes a big catalog in chunks inside one transaction: a bad channel in the last chunk
+    rolls back the chunks already written."""
+    async with SqliteStore(tmp_path / "big.db") as s:
+        await s.put_device(Device(LOWER, created_at=1.0))
+        channels = [c for item in ITEMS if (c := to_channel(item, LOWER, SERVER, 1000.0, single=False)) is not None]
+        assert len(channels) > 2 * 2000  # more than two chunks
+        channels[-1].status = "lost"  # not a status: the store refuses it
+        with pytest.raises(ValueError, match="status"):
+            await s.apply_catalog(LOWER, channels, ())
+        assert await s.count_channels(LOWER) == 0
+        channels[-1].status = ONLINE
+        await s.apply_catalog(LOWER, channels, ())
+        assert await s.count_channels(LOWER) == len(ITEMS)
