@@ -2,7 +2,9 @@
 
 A video channel is an item of type 131 or 132, or a camera whose single catalog item is its own ID. Items with
 2/4/6/8-digit IDs are civil-code nodes; 200 is a system (platform) node; 215/216 are business groups and
-virtual organisations. "ParentID = our server ID" means no parent.
+virtual organisations. "ParentID = our server ID" means no parent. The tree is kept as reported: each channel
+records its parents (``parent_ids``, all of them, in order) and its business group; civil-code nodes hang under
+their ParentID when they send one (a node's code prefix is not turned into a parent).
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ _KINDS = {131: "video", 132: "video", 134: "alarm-in", 135: "alarm-out", 136: "a
           140: "alarm-out", 200: "system", 215: "group", 216: "virtual-org"}  # fmt: skip
 
 
+_TREE_NODES = frozenset({200, 215, 216})  # what an item of these types is does not depend on who lists it
+
+
 def kind_of(channel_id: str, device_id: str, single: bool) -> str:
-    """The kind of a catalog item by its ID (Appendix E type code, App.J tree nodes)."""
-    if len(channel_id) in (2, 4, 6, 8) and channel_id.isdigit():
+    """The kind of a catalog item by its ID (Appendix E type code, App.J tree nodes). A lower platform lists
+    its own ID as the system node (200) of its tree; a device listing its own ID is a camera when that item is
+    its only one (Dahua/Kedacom IPCs, fixtures/manscdp/wild), else the device itself."""
+    if len(channel_id) in (2, 4, 6, 8) and channel_id.isascii() and channel_id.isdigit():
         return "region"
-    if len(channel_id) != 20 or not channel_id.isdigit():
+    if len(channel_id) != 20 or not channel_id.isascii() or not channel_id.isdigit():
         return "other"
     type_code = int(channel_id[10:13])
-    if channel_id == device_id:
-        # Dahua/Kedacom IPCs list themselves as their only item (fixtures/manscdp/wild): that item is the video
-        return "video" if single else "device"
+    if channel_id == device_id and type_code not in _TREE_NODES:
+        return "video" if single or type_code in (131, 132) else "device"
     if type_code in _KINDS:
         return _KINDS[type_code]
     if 111 <= type_code <= 130:
@@ -36,7 +42,9 @@ def to_channel(item: CatalogItem, device_id: str, server_id: str, now: float, *,
     channel_id = (item.device_id or "").strip()
     if not channel_id or len(channel_id) > 64:
         return None
-    parents = tuple(p for p in item.parent_ids if p and p != server_id)
+    # "ParentID = our server ID" means no parent (the item sits at a superior's root); a parent that is the item
+    # itself would make a cycle; a repeated one is kept once, in the order sent (2022 A.2.1.9: "/"-separated).
+    parents = tuple(dict.fromkeys(p for p in item.parent_ids if p and p != server_id and p != channel_id))
     info = {k: v for k, v in item.extra.items() if isinstance(v, str)}
     for name in ("position_type", "room_type", "use_type", "supply_light_type", "direction_type", "resolution",
                  "download_speed", "event"):  # fmt: skip

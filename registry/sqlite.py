@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import operator
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -146,7 +147,6 @@ CHANNEL_COLUMNS: tuple[str, ...] = (
     "updated_at",
     *OVERRIDE_FIELDS,
 )
-_JSON_COLUMNS = frozenset({"parent_ids", "info"})
 # What a catalog writes: everything but the overrides. On conflict every reported field and updated_at are
 # replaced; first_seen and the overrides are kept.
 _CATALOG_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in OVERRIDE_FIELDS)
@@ -156,6 +156,7 @@ _UPSERT_CHANNEL = (
     + ", ".join(f"{c} = excluded.{c}" for c in _CATALOG_COLUMNS if c not in ("device_id", "id", "first_seen"))
 )
 _SELECT_CHANNELS = f"SELECT {', '.join(CHANNEL_COLUMNS)} FROM channels"
+_CATALOG_CHUNK = 2000  # rows per executemany in apply_catalog
 _SHOWN_CIVIL_CODE = "COALESCE(override_civil_code, civil_code)"  # the expression of the channels_civil_code index
 _SET_CHANNEL_STATUS = "UPDATE channels SET status = ? WHERE device_id = ? AND id = ?"
 _REMOVE_CHANNEL = "DELETE FROM channels WHERE device_id = ? AND id = ?"
@@ -244,13 +245,23 @@ def _event(row: Sequence[Any]) -> StatusEvent:
     )
 
 
-def _channel_row(c: Channel) -> tuple[Any, ...]:
-    return tuple(
-        json.dumps(list(c.parent_ids) if col == "parent_ids" else c.info, ensure_ascii=False, separators=(",", ":"))
-        if col in _JSON_COLUMNS
-        else getattr(c, col)
-        for col in _CATALOG_COLUMNS
+# One encoder for every row (json.dumps with options builds a new one per call); same text as
+# json.dumps(value, ensure_ascii=False, separators=(",", ":")).
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_catalog_values = operator.attrgetter(*_CATALOG_COLUMNS)
+_PARENT_IDS_AT, _INFO_AT = _CATALOG_COLUMNS.index("parent_ids"), _CATALOG_COLUMNS.index("info")
+
+
+def _channel_row(c: Channel) -> list[Any]:
+    """The values of ``_UPSERT_CHANNEL`` for one channel, in _CATALOG_COLUMNS order (JSON for the JSON columns)."""
+    row = list(_catalog_values(c))
+    ids = c.parent_ids
+    # IDs are digits: letters and digits need no JSON escaping, so the text is built directly
+    row[_PARENT_IDS_AT] = (
+        '["' + '","'.join(ids) + '"]' if all(i.isalnum() for i in ids) and ids else _to_json(list(ids))
     )
+    row[_INFO_AT] = _to_json(c.info) if c.info else "{}"
+    return row
 
 
 def _channel(row: Sequence[Any]) -> Channel:
@@ -517,12 +528,24 @@ class SqliteStore:
         return _channel(rows[0]) if rows else None
 
     async def apply_catalog(self, device_id: str, upserts: Sequence[Channel], removes: Sequence[str]) -> None:
-        rows = [_channel_row(c) for c in checked_catalog(device_id, upserts, removes)]
+        """One transaction. A big catalog (a lower platform's 50,000 channels) is written in chunks of
+        ``_CATALOG_CHUNK`` rows, each validated and converted while SQLite's thread writes the one before (the
+        sqlite3 module releases the GIL while SQLite works), so the two overlap on two cores. A bad channel in any
+        chunk raises ValueError and rolls back the whole change: nothing is written."""
+        chunks = [upserts[i : i + _CATALOG_CHUNK] for i in range(0, len(upserts), _CATALOG_CHUNK)]
+        rows = [_channel_row(c) for c in checked_catalog(device_id, chunks[0] if chunks else (), removes)]
         gone = [(device_id, channel_id) for channel_id in removes]
         async with self._write("apply_catalog") as db:
             found = await db.execute_fetchall("SELECT 1 FROM devices WHERE id = ?", (device_id,))
             if not list(found):
                 raise KeyError(device_id)
+            for chunk in chunks[1:]:
+                writing = asyncio.ensure_future(db.executemany(_UPSERT_CHANNEL, rows))
+                try:
+                    await asyncio.sleep(0)  # let it reach SQLite's thread before this one converts the next chunk
+                    rows = [_channel_row(c) for c in checked_catalog(device_id, chunk, removes)]
+                finally:
+                    await writing  # also on an error or a cancellation: its outcome is never left unread
             if rows:
                 await db.executemany(_UPSERT_CHANNEL, rows)
             if gone:

@@ -35,6 +35,7 @@ from gb28181.manscdp.messages import (
     Message,
     Node,
     Unknown,
+    _fixups,
 )
 from gb28181.manscdp.repair import repair
 
@@ -225,41 +226,152 @@ def _has_elements(elem: etree._Element) -> bool:
     return len(elem) > 0 and next(_elements(elem), None) is not None
 
 
+# One step of the walk, per (path as sent so far, child tag): everything ``_read`` decides about a child from
+# its name alone, computed once per node class (a catalog repeats the same 15 tags 50,000 times).
+# (path as sent, Num field read from the element's attribute, list/node field that reads the element,
+# (leaf field, priority), an unknown leaf goes to ``extra``, skipped: the root's CmdType, and for a leaf on its
+# field's main path that needs nothing else (no Num, not multi): its field name and conv, the fast path)
+_Route = tuple[str, Any, Any, Any, bool, bool, "str | None", "str | None"]
+_BEST = (0, "", "")  # the priority record of a value read on the fast path (main path: nothing beats it)
+_ROUTES_MAX = 4096  # routes cached per class; past that (bodies with endless distinct tags) routes are not kept
+
+
+def _route(cls: type, spec: _Spec, orig: str, tag: str) -> _Route:
+    tables = _ROUTES.setdefault(cls, {})
+    table = tables.get(orig)
+    route = None if table is None else table.get(tag)
+    if route is None:
+        name = tag.rsplit("}", 1)[-1] if tag.startswith("{") else tag
+        key, path = orig.lower() + name.lower(), orig + name
+        num, stop, hit = spec.nums.get(key), spec.stops.get(key), spec.by_path.get(key)
+        skip = key == "cmdtype" and issubclass(cls, Message)
+        fast = conv = None
+        if hit is not None and hit[1] == 0 and hit[0].conv != "multi" and num is None and stop is None and not skip:
+            fast, conv = hit[0].name, hit[0].conv
+        route = (path, num, stop, hit, key not in spec.containers and key not in spec.nums, skip, fast, conv)
+        if _ROUTE_COUNT.get(cls, 0) < _ROUTES_MAX:
+            tables.setdefault(orig, {})[tag] = route
+            _ROUTE_COUNT[cls] = _ROUTE_COUNT.get(cls, 0) + 1
+    return route
+
+
+_ROUTES: dict[type, dict[str, dict[str, _Route]]] = {}  # class -> path so far -> child tag -> route
+_ROUTE_COUNT: dict[type, int] = {}
+# Classes built without their __init__ (see _build): per class, its field defaults, or None when it must be.
+_FAST: dict[type, dict[str, Any] | None] = {}
+
+
+def _defaults(cls: type) -> dict[str, Any] | None:
+    """Field defaults of a node class that may be built by filling its __dict__: a plain frozen dataclass
+    whose only __post_init__ is Node's (which turns lists into tuples and fills a missing Num; ``_read``
+    passes tuples and ``_build`` fills Num). None for classes with slots or a __post_init__ of their own."""
+    if cls in _FAST:
+        return _FAST[cls]
+    found: dict[str, Any] | None = {}
+    if getattr(cls, "__post_init__", None) is not Node.__post_init__ or "__slots__" in vars(cls):
+        found = None
+    else:
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                found[f.name] = f.default
+            elif f.name == "extra":
+                found[f.name] = None  # set by _build; here for the field order of __dict__
+            else:  # a default_factory other than extra's: not worth a special case
+                found = None
+                break
+    _FAST[cls] = found
+    return found
+
+
+def _build(cls: type, values: dict[str, Any], kwargs: dict[str, Any], extra: dict[str, str]) -> Any:
+    """``cls(**values, **kwargs, extra=extra)``, several times faster for the plain node classes: a frozen
+    dataclass's __init__ pays an object.__setattr__ per field (57 for a catalog item). The result is the same
+    object: same fields, same equality and hash."""
+    defaults = _defaults(cls)
+    if defaults is None or kwargs:
+        return cls(**values, **kwargs, extra=extra)
+    obj = object.__new__(cls)
+    state = defaults.copy()
+    state.update(values)
+    state["extra"] = extra
+    object.__setattr__(obj, "__dict__", state)
+    for items, num in _fixups(cls)[1]:  # Node.__post_init__: a list read without its Num gets its length
+        if state[num] is None and state[items]:
+            state[num] = len(state[items])
+    return obj
+
+
 def _read(cls: type, elem: etree._Element, kwargs: dict[str, Any]) -> Any:
     spec = _spec(cls)
-    by_path, stops, nums, containers = spec.by_path, spec.stops, spec.nums, spec.containers
     values: dict[str, Any] = {}
     prios: dict[str, tuple[int, str, str]] = {}  # field -> (priority, path, text) of its value
     extra: dict[str, str] = {}
-    top = issubclass(cls, Message)
+    lists: list[str] = []  # fields read as lists (multi, list): made tuples at the end
+    tables = _ROUTES.get(cls) or {}
 
-    def walk(parent: etree._Element, low: str, orig: str) -> None:
+    def walk(parent: etree._Element, orig: str) -> None:
         """Depth first in document order; lower-case path for matching, path as sent for ``extra``. The walk
         stops at list containers and nested nodes, which their field reads."""
-        for child in _elements(parent):
-            name = _local(child)
-            key, path = low + name.lower(), orig + name
-            if top and key == "cmdtype":
+        table = tables.get(orig) or {}
+        for child in parent.iterchildren(etree.Element):  # elements only: no comments, PIs or entities
+            tag = child.tag
+            route = table.get(tag) or _route(cls, spec, orig, tag)
+            fast = route[6]
+            if fast is not None and fast not in values and not len(child):  # first value of a plain leaf
+                text = child.text
+                text = text.strip() if text else ""
+                values[fast] = text if route[7] == "str" else _convert(route[7], text, route[0], extra)
                 continue
-            num = nums.get(key)
+            path, num, stop, hit, keep, skip, _, _ = route
+            if skip:
+                continue
             if num is not None and num.name not in values:
                 raw = next((v for a, v in child.attrib.items() if a.lower() == num.attr.lower()), None)
                 if raw is not None:
                     values[num.name] = _convert("int", raw.strip(), path + "@" + num.attr, extra)
-            stop = stops.get(key)
             if stop is not None:
                 _read_stop(stop, child, path)
-            elif _has_elements(child):
-                walk(child, key + "/", path + "/")
+                continue
+            if len(child) and _has_elements(child):
+                walk(child, path + "/")
+                continue
+            text = child.text
+            text = text.strip() if text else ""
+            if hit is None:
+                if keep:
+                    extra.setdefault(path, text)
+                continue
+            fld, prio = hit
+            name = fld.name
+            if fld.conv == "multi":
+                if name not in values:
+                    values[name] = []
+                    lists.append(name)
+                values[name].append(text)
+                continue
+            current = values.get(name, _MISSING)
+            if current is _MISSING:
+                values[name] = text if fld.conv == "str" else _convert(fld.conv, text, path, extra)
+                prios[name] = (prio, path, text)
+            elif current is None or prio < prios.get(name, _BEST)[0]:
+                value = _convert(fld.conv, text, path, extra)  # None: its text is in extra
+                if value is None:
+                    continue
+                if current is not None:  # the main path wins over an alternative, which is kept
+                    extra.setdefault(prios[name][1], prios[name][2])
+                values[name], prios[name] = value, (prio, path, text)
             else:
-                _read_leaf(key, path, (child.text or "").strip())
+                extra.setdefault(path, text)  # a duplicate: kept, not lost
 
     def _read_stop(stop: _Field, child: etree._Element, path: str) -> None:
         if stop.conv == "node":
             if stop.name not in values:
                 values[stop.name] = _read(stop.item, child, {})
             return
-        items = values.setdefault(stop.name, [])
+        items = values.get(stop.name)
+        if items is None:
+            items = values[stop.name] = []
+            lists.append(stop.name)
         tag = stop.item_tag.lower()
         for sub in _elements(child):
             sub_name = _local(sub)
@@ -268,33 +380,10 @@ def _read(cls: type, elem: etree._Element, kwargs: dict[str, Any]) -> Any:
             elif not _has_elements(sub):
                 extra.setdefault(f"{path}/{sub_name}", (sub.text or "").strip())
 
-    def _read_leaf(key: str, path: str, text: str) -> None:
-        hit = by_path.get(key)
-        if hit is None:
-            if key not in containers and key not in nums:
-                extra.setdefault(path, text)
-            return
-        fld, prio = hit
-        if fld.conv == "multi":
-            values.setdefault(fld.name, []).append(text)
-            return
-        current = values.get(fld.name, _MISSING)
-        if current is _MISSING or current is None or prio < prios[fld.name][0]:
-            value = _convert(fld.conv, text, path, extra)  # None: its text is in extra
-            if current is not _MISSING:
-                if value is None:
-                    return
-                if current is not None:  # the main path wins over an alternative, which is kept
-                    extra.setdefault(prios[fld.name][1], prios[fld.name][2])
-            values[fld.name], prios[fld.name] = value, (prio, path, text)
-        else:
-            extra.setdefault(path, text)  # a duplicate: kept, not lost
-
-    walk(elem, "", "")
-    for name, value in values.items():
-        if isinstance(value, list):
-            values[name] = tuple(value)
-    return cls(**values, **kwargs, extra=extra)
+    walk(elem, "")
+    for name in lists:
+        values[name] = tuple(values[name])
+    return _build(cls, values, kwargs, extra)
 
 
 def _convert(conv: str, text: str, path: str, extra: dict[str, str]) -> Any:
@@ -302,9 +391,15 @@ def _convert(conv: str, text: str, path: str, extra: dict[str, str]) -> Any:
     if conv == "str":
         return text
     if conv == "ids":  # multi-valued ParentID (2022 A.2.1.9): "/"-separated
+        if "/" not in text:
+            return (text.strip(),) if text.strip() else ()
         return tuple(p.strip() for p in text.split("/") if p.strip())
     value: Any = None
-    if conv == "uint" and text.isascii() and text.isdigit() and len(text) < 12:  # SN (A.2.1.3), as the envelope
+    if conv in ("int", "point") and text.isascii() and text.isdigit() and len(text) <= 18:  # the common case
+        value = int(text)
+        if conv == "point" and value not in POINT_CLASSES:
+            value = None
+    elif conv == "uint" and text.isascii() and text.isdigit() and len(text) < 12:  # SN (A.2.1.3), as the envelope
         value = int(text)
     elif conv in ("int", "point") and _INT.fullmatch(text):
         value = int(text)
