@@ -447,6 +447,21 @@ class SqliteStore:
         rows.reverse()
         return [_event(r) for r in rows]
 
+    async def last_events(self, *, before: float, events: Sequence[str]) -> list[StatusEvent]:
+        codes = sorted({event_code(name) for name in events})
+        if not codes:
+            return []
+        # One pass over the rows before ``before`` (the events_ts index bounds it), newest first per subject.
+        sql = (
+            "SELECT id, ts, code, kind, subject, reason FROM ("
+            "SELECT id, ts, code, kind, subject, reason, "
+            "row_number() OVER (PARTITION BY subject ORDER BY ts DESC, id DESC) AS n "
+            f"FROM events WHERE ts < ? AND code IN ({', '.join('?' * len(codes))})) WHERE n = 1 ORDER BY subject"
+        )
+        async with self._read("last_events") as db:
+            rows = await db.execute_fetchall(sql, (to_millis(before), *codes))
+        return [_event(r) for r in rows]
+
     # channels
     async def list_channels(
         self,
