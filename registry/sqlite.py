@@ -451,12 +451,15 @@ class SqliteStore:
         codes = sorted({event_code(name) for name in events})
         if not codes:
             return []
-        # One pass over the rows before ``before`` (the events_ts index bounds it), newest first per subject.
+        # Index seeks on events_subject_ts, not a scan of the whole log: the subjects are walked one by one
+        # (a skip-scan written as a recursive CTE), and for each the newest wanted row before ``before`` is read
+        # backwards from the index (its entries are ordered by subject, ts, rowid).
         sql = (
-            "SELECT id, ts, code, kind, subject, reason FROM ("
-            "SELECT id, ts, code, kind, subject, reason, "
-            "row_number() OVER (PARTITION BY subject ORDER BY ts DESC, id DESC) AS n "
-            f"FROM events WHERE ts < ? AND code IN ({', '.join('?' * len(codes))})) WHERE n = 1 ORDER BY subject"
+            "WITH RECURSIVE s(subject) AS (SELECT min(subject) FROM events UNION ALL "
+            "SELECT (SELECT min(subject) FROM events WHERE subject > s.subject) FROM s WHERE s.subject IS NOT NULL) "
+            "SELECT e.id, e.ts, e.code, e.kind, e.subject, e.reason FROM s JOIN events e ON e.id = ("
+            "SELECT id FROM events WHERE subject = s.subject AND ts < ? "
+            f"AND code IN ({', '.join('?' * len(codes))}) ORDER BY ts DESC, id DESC LIMIT 1) ORDER BY e.subject"
         )
         async with self._read("last_events") as db:
             rows = await db.execute_fetchall(sql, (to_millis(before), *codes))
