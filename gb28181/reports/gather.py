@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import zoneinfo
 
@@ -57,10 +58,14 @@ async def load_history(store: RegistryStore, period: Period, now: float) -> Onli
         events = await store.list_events(since=period.start, until=until, limit=MAX_EVENTS + 1)
     if len(events) > MAX_EVENTS:
         raise ReportTooLarge(f"more than {MAX_EVENTS} events in the period: report a shorter one")
-    return online_history(period=period, now=now, devices=devices, channels=channels, prior=prior, events=events)
+    # A week of a large platform is seconds of CPU: computed in a thread so the SIP event loop keeps running.
+    return await asyncio.to_thread(
+        online_history, period=period, now=now, devices=devices, channels=channels, prior=prior, events=events
+    )
 
 
 async def load_quality(store: RegistryStore, platform_id: str) -> tuple[AnnotationReport, list[IdProblem]]:
     devices = await store.list_devices()
     channels = await store.list_channels()
-    return check_annotation(channels), check_ids(devices, channels, platform_id)
+    annotation = await asyncio.to_thread(check_annotation, channels)
+    return annotation, check_ids(devices, channels, platform_id)
