@@ -142,3 +142,38 @@ async def test_bad_arguments_get_a_clear_400(client: TestClient, path: str, para
 
 async def test_reports_need_a_token(client: TestClient) -> None:
     assert (await client.get("/api/reports/online")).status == 401
+
+
+async def test_a_platform_restart_written_by_the_device_service_is_excluded(tmp_path: Path) -> None:
+    """Stop at 02:00 (platform-stop), start again at 03:00 on the same store: the IPC's registration (24 h) is
+    still valid, so it stays online; the hour down is out of every rate. A second IPC whose registration ran out
+    while the platform was down is taken offline at the restart (expired)."""
+    clock, store = Clock(), MemoryStore()
+    cfg = Config(sip=SipConfig(password="pw"), registry=RegistryConfig(str(tmp_path / "x.db")))
+    secrets = Secrets("pw", "admin-tok", b"s" * 32, tmp_path / "s.json")
+    first = Platform(cfg, secrets, store, wall=clock, batch_interval=3600)
+    await first.devices.start()
+    clock.now = T0
+    other = "34020000001320000002"
+    await first.devices.register(Registration(IPC, T0, 86400, "UDP", "127.0.0.1:5060"), "udp:127.0.0.1:5060")
+    await first.devices.register(Registration(other, T0, 5400, "UDP", "127.0.0.1:5062"), "udp:127.0.0.1:5062")
+    clock.now = T0 + 2 * H
+    await first.devices.stop()
+    clock.now = T0 + 3 * H
+    second = Platform(cfg, secrets, store, wall=clock, batch_interval=3600)
+    await second.devices.start()
+    await settle(second)
+    clock.now = T0 + 8 * H
+    api = AdminApi(second, "admin-tok", TZ)
+    async with TestClient(TestServer(api.app())) as c:
+        r = await c.get("/api/reports/online", params={"by": "type"}, headers={"Authorization": "Bearer admin-tok"})
+        data = await r.json()
+    await second.devices.stop()
+    assert data["platform"]["downtime"] == [{"from": "2026-11-23T02:00:00+08:00", "to": "2026-11-23T03:00:00+08:00",
+                                             "seconds": 3600}]  # fmt: skip
+    assert (data["platform"]["restarts"], data["platform"]["unclean_restarts"]) == (1, 0)
+    total = data["total"]
+    assert (total["devices"], total["devices_online"]) == (2, 1)
+    assert (total["device_online_s"], total["device_observed_s"]) == (7 * H + 2 * H, 2 * 7 * H)
+    events = [e.event for e in await store.list_events(subject=other)]
+    assert events == ["registered", "expired"]
