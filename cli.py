@@ -66,6 +66,27 @@ class Admin:
         self.url = url.rstrip("/")
         self.token = token
 
+    def text(self, path: str, query: dict[str, Any] | None = None, timeout: float = 120) -> str:
+        """GET a text answer (a rendered report, a CSV); errors as in ``call``."""
+        url = self.url + path
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        req = urllib.request.Request(url, method="GET")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.read().decode("utf-8")
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", exc.reason)
+            except (ValueError, AttributeError):
+                message = exc.reason
+            raise click.ClickException(f"GET {path}: {exc.code} {message}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise click.ClickException(f"cannot reach the admin API at {self.url} ({reason})") from exc
+
     def call(
         self,
         method: str,
@@ -477,12 +498,15 @@ def events(
     _print_table(rows, ["at", "subject", "event", "reason"])
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @json_option
 @admin_option
 @db_option
-def stats(as_json: bool, admin_url: str, db: str) -> None:
-    """Online/offline counts now, and registration outcomes since start."""
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool, admin_url: str, db: str) -> None:
+    """Online/offline counts now, and registration outcomes since start (subcommands: online, quality)."""
+    if ctx.invoked_subcommand is not None:
+        return
     data = _client(admin_url, db).call("GET", "/api/stats")
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False))
@@ -844,6 +868,105 @@ def share_list(upstream_id: str, catalog: bool, as_json: bool, admin_url: str, d
     columns = ["id", "name", "status", "civil_code", "device_id", "channel_id"] if catalog else [
         "item", "as", "name", "created_at"]  # fmt: skip
     _print_table(rows, columns)
+# ---------------------------------------------------------------------------------------------- reports (issue 10)
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f} %"
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc}") from exc
+    click.echo(f"wrote {output}", err=True)
+
+
+@stats.command("online")
+@click.option("--by", type=click.Choice(["civil-code", "point-class", "type", "manufacturer", "platform"]),
+              help="Group the rates.")  # fmt: skip
+@click.option("--level", type=click.IntRange(1, 4), default=3, show_default=True,
+              help="Civil code level for --by civil-code: 1 province, 2 city, 3 county, 4 grassroots.")  # fmt: skip
+@click.option("--since", help="Start (ISO time, epoch seconds, -1h / -2d); default: local midnight today.")
+@click.option("--until", help="End (default: now).")
+@json_option
+@admin_option
+@db_option
+def stats_online(by: str | None, level: int, since: str | None, until: str | None, as_json: bool, admin_url: str,
+                 db: str) -> None:  # fmt: skip
+    """Time-weighted online rates of video channels and devices, from the status event log."""
+    query = {"by": by, "level": level, "since": since, "until": until}
+    data = _client(admin_url, db).call("GET", "/api/reports/online", query=query, timeout=300)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    p, total, down = data["period"], data["total"], data["platform"]
+    click.echo(f"{p['start']} .. {p['until']}")
+    if total is None:
+        click.echo("no channels or devices in this period")
+    else:
+        click.echo(
+            f"video channels {total['channels']} (online now {total['channels_online']}): "
+            f"{_rate(total['channel_rate'])}; devices {total['devices']} (online now {total['devices_online']}): "
+            f"{_rate(total['device_rate'])}"
+        )
+    click.echo(f"platform down {down['downtime_s']:.0f} s (excluded), restarts {down['restarts']}")
+    if data["groups"]:
+        rows = []
+        for g in data["groups"]:
+            target = "" if g["target"] is None else f"{_rate(g['target'])} {'met' if g['meets_target'] else 'MISSED'}"
+            rows.append({"group": g["label"], "channels": g["channels"], "online_now": g["channels_online"],
+                         "channel_rate": _rate(g["channel_rate"]), "devices": g["devices"],
+                         "device_rate": _rate(g["device_rate"]), "target": target})  # fmt: skip
+        _print_table(rows, ["group", "channels", "online_now", "channel_rate", "devices", "device_rate", "target"])
+
+
+@stats.command("quality")
+@click.option("--offenders", "offenders", type=click.Path(dir_okay=False),
+              help="Write the offending channels as CSV that `channels import` reads back after fixing.")  # fmt: skip
+@json_option
+@admin_option
+@db_option
+def stats_quality(offenders: str | None, as_json: bool, admin_url: str, db: str) -> None:
+    """Annotation (coordinates, civil code), naming and ID compliance of the channels."""
+    client = _client(admin_url, db)
+    if offenders is not None:
+        _write(client.text("/api/reports/quality", {"format": "csv"}), offenders)
+    data = client.call("GET", "/api/reports/quality", timeout=300)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    a = data["annotation"]
+    click.echo(f"video channels {a['channels']}, compliant {a['compliant']}, offenders {a['offenders']}")
+    for rule, share in a["share"].items():
+        click.echo(f"  {rule:<12} {_rate(share)}")
+    if a["class1"]:
+        click.echo(f"  class-1 points with plausible coordinates: {a['class1_coordinates_ok']}/{a['class1']}")
+    click.echo(f"ID problems: {len(data['ids'])}")
+    for p in data["ids"][:50]:
+        click.echo(f"  {p['id']} ({p['role']} on {p['device_id']}): {p['problem']}")
+
+
+@main.command()
+@click.option("--period", type=click.Choice(["day", "week"]), default="day", show_default=True)
+@click.option("--date", "day", default="today", show_default=True,
+              help="YYYY-MM-DD, today or yesterday (platform timezone); a week is the ISO week of it.")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "html"]), default="text", show_default=True)
+@click.option("--level", type=click.IntRange(1, 4), default=3, show_default=True, help="Civil code level of the "
+              "by-region chart.")  # fmt: skip
+@click.option("--output", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report's data as JSON (instead of --format).")
+@admin_option
+@db_option
+def report(period: str, day: str, fmt: str, level: int, output: str | None, as_json: bool, admin_url: str,
+           db: str) -> None:  # fmt: skip
+    """The daily or weekly operator report: online rates (by point class, region, hour or day), worst channels,
+    annotation, naming and ID compliance. The HTML page has inline SVG charts and opens offline."""
+    query = {"period": period, "date": day, "level": level, "format": "json" if as_json else fmt}
+    text = _client(admin_url, db).text("/api/reports/report", query, timeout=300)
+    _write(text, output)
 
 
 if __name__ == "__main__":

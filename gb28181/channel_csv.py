@@ -27,6 +27,9 @@ INFORMATIONAL = ("kind", "status", "reported_name", "reported_longitude", "repor
                  "reported_point_class")  # fmt: skip
 KEYS = ("device_id", "id")
 COLUMNS = (*KEYS, "kind", "status", *EDITABLE, *INFORMATIONAL[2:])
+# Also read and ignored on import: the ``problem`` column of ``gb28181 stats quality --offenders`` files, so an
+# operator fixes the offenders in a spreadsheet and gives the same file back.
+ACCEPTED = (*COLUMNS, "problem")
 POINT_CLASSES = ("1", "2", "3", "9")
 MAX_ROWS = 200_000
 MAX_ERRORS = 50  # reported at most; the count says how many there were
@@ -122,7 +125,7 @@ def parse_csv(data: bytes) -> tuple[list[Row], str]:
         raise CsvImportError(["the file is empty: expected a header line"]) from None
     except csv.Error as exc:
         raise CsvImportError([f"line 1: {exc}"]) from exc
-    unknown = [h for h in header if h not in COLUMNS]
+    unknown = [h for h in header if h not in ACCEPTED]
     missing = [k for k in KEYS if k not in header]
     dupes = sorted({h for h in header if header.count(h) > 1})
     problems = []

@@ -145,6 +145,17 @@ class MemoryStore:
         found.sort(key=lambda e: (e.at, e.id))
         return found[-limit:] if limit > 0 else []
 
+    async def last_events(self, *, before: float, events: Sequence[str]) -> list[StatusEvent]:
+        codes = {event_code(name) for name in events}
+        hi = _ms(before)
+        last: dict[str, StatusEvent] = {}
+        for e in self._events:  # append order: a later row of the same millisecond wins the tie
+            if event_code(e.event) in codes and _ms(e.at) < hi:
+                seen = last.get(e.subject)
+                if seen is None or _ms(e.at) >= _ms(seen.at):
+                    last[e.subject] = e
+        return [last[s] for s in sorted(last)]
+
     # channels
     async def list_channels(
         self,

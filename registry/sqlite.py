@@ -489,6 +489,24 @@ class SqliteStore:
         rows.reverse()
         return [_event(r) for r in rows]
 
+    async def last_events(self, *, before: float, events: Sequence[str]) -> list[StatusEvent]:
+        codes = sorted({event_code(name) for name in events})
+        if not codes:
+            return []
+        # Index seeks on events_subject_ts, not a scan of the whole log: the subjects are walked one by one
+        # (a skip-scan written as a recursive CTE), and for each the newest wanted row before ``before`` is read
+        # backwards from the index (its entries are ordered by subject, ts, rowid).
+        sql = (
+            "WITH RECURSIVE s(subject) AS (SELECT min(subject) FROM events UNION ALL "
+            "SELECT (SELECT min(subject) FROM events WHERE subject > s.subject) FROM s WHERE s.subject IS NOT NULL) "
+            "SELECT e.id, e.ts, e.code, e.kind, e.subject, e.reason FROM s JOIN events e ON e.id = ("
+            "SELECT id FROM events WHERE subject = s.subject AND ts < ? "
+            f"AND code IN ({', '.join('?' * len(codes))}) ORDER BY ts DESC, id DESC LIMIT 1) ORDER BY e.subject"
+        )
+        async with self._read("last_events") as db:
+            rows = await db.execute_fetchall(sql, (to_millis(before), *codes))
+        return [_event(r) for r in rows]
+
     # channels
     async def list_channels(
         self,

@@ -69,6 +69,11 @@ class RegistryStore(Protocol):
         """Events in time order (oldest first; ties in append order), filtered on ``since <= at < until``;
         at most ``limit`` (the newest ones)."""
 
+    async def last_events(self, *, before: float, events: Sequence[str]) -> list[StatusEvent]:
+        """For every subject, its last event named in ``events`` with ``at < before`` (ties: the last appended),
+        ordered by subject: the state each subject was in when a report period starts. ValueError for a name
+        outside EVENT_CODES."""
+
     # channels: keyed by (device_id, id); filled by catalog syncs and NOTIFYs, annotated by operators
     async def list_channels(
         self,

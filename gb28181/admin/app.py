@@ -16,6 +16,9 @@ POST /api/channels.csv[?dry_run=1] (text/csv body)
 
 Cascade: GET /api/upstreams · GET /api/upstreams/{id} · GET|POST /api/upstreams/{id}/shares ·
 DELETE /api/upstreams/{id}/shares/{item} · GET /api/upstreams/{id}/catalog (what the superior sees)
+
+Reports: GET /api/reports/online[?by=&level=&since=&until=] · GET /api/reports/report?period=day|week[&date=&format=] ·
+GET /api/reports/quality[?format=json|csv]
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ from gb28181.ids import GbId, InvalidId
 from gb28181.manscdp.ptz import DEFAULT_SPEED
 from gb28181.notifications import alarm_json, position_json
 from gb28181.operations import OperationError
+from gb28181.reports import gather
+from gb28181.reports.online import CIVIL_LEVELS, GROUPINGS, midnight, span_period
+from gb28181.reports.quality import offenders_csv
+from gb28181.reports.render import FORMATS, Report, annotation_json, ids_json, online_json, render, report_json
 from gb28181.sn import QueryError
 from registry.models import SHARE_ALL, VIDEO, Device, Share
 from registry.store import StoreError
@@ -103,6 +110,9 @@ class AdminApi:
         app.router.add_post("/api/upstreams/{id}/shares", self.add_shares)
         app.router.add_delete("/api/upstreams/{id}/shares/{item}", self.remove_share)
         app.router.add_get("/api/upstreams/{id}/catalog", self.upstream_catalog)
+        app.router.add_get("/api/reports/online", self.report_online)
+        app.router.add_get("/api/reports/report", self.report)
+        app.router.add_get("/api/reports/quality", self.report_quality)
         return app
 
     @web.middleware
@@ -403,6 +413,7 @@ class AdminApi:
     async def list_positions(self, request: web.Request) -> web.Response:
         positions = await self.platform.store.list_positions(device_id=request.query.get("device") or None)
         return web.json_response([position_json(p, self.tz) for p in positions])
+
     # ------------------------------------------------------------------ operations
     def _operation_routes(self, app: web.Application) -> None:
         app.router.add_get("/api/channels.csv", self.export_channels)
@@ -500,6 +511,7 @@ class AdminApi:
             "rows": len(rows), "changed": len(changes), "dry_run": dry_run, "applied": bool(changes) and not dry_run,
             "encoding": encoding, "changes": [c.json() for c in changes],
         })  # fmt: skip
+
     # ------------------------------------------------------------------ superiors (cascade)
     def _upstream_json(self, status: dict[str, Any]) -> dict[str, Any]:
         return {**status, "since": iso(status["since"], self.tz), "next_attempt": iso(status["next_attempt"], self.tz)}
@@ -583,6 +595,71 @@ class AdminApi:
             for i in catalog.items
         ])  # fmt: skip
 
+    async def report_online(self, request: web.Request) -> web.Response:
+        """Time-weighted online rates over ``[since, until)`` (default: since local midnight, until now)."""
+        q = request.query
+        now = self.platform.wall()
+        by = q.get("by") or None
+        try:
+            level = int(q.get("level", "3"))
+            if by is not None and by not in GROUPINGS:
+                raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
+            if level not in CIVIL_LEVELS:
+                raise ValueError("level must be 1 (province), 2 (city), 3 (county) or 4 (grassroots)")
+            today = gather.parse_day("today", now, self.tz)
+            since = parse_time(q["since"], self.tz, now) if "since" in q else midnight(today, self.tz)
+            until = min(now, parse_time(q["until"], self.tz, now)) if "until" in q else now
+            period = span_period(since, until, self.tz)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        await self.devices.flush()
+        try:
+            history = await gather.load_history(self.platform.store, period, now)
+        except gather.ReportTooLarge as exc:
+            return _error(413, str(exc))
+        return web.json_response(online_json(history, by, level, self.tz))
+
+    async def report(self, request: web.Request) -> web.Response:
+        """The daily or weekly report: ``format`` json (default), text, csv or html."""
+        q = request.query
+        now = self.platform.wall()
+        fmt = q.get("format", "json")
+        try:
+            if fmt not in ("json", *FORMATS):
+                raise ValueError(f"format must be one of json, {', '.join(FORMATS)}")
+            level = int(q.get("level", "3"))
+            if level not in CIVIL_LEVELS:
+                raise ValueError("level must be 1 (province), 2 (city), 3 (county) or 4 (grassroots)")
+            day = gather.parse_day(q.get("date"), now, self.tz)
+            period = gather.report_period(q.get("period", "day"), day, self.tz)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        if period.start >= now:
+            return _error(400, f"the period {period.label} has not started yet")
+        await self.devices.flush()
+        try:
+            history = await gather.load_history(self.platform.store, period, now)
+        except gather.ReportTooLarge as exc:
+            return _error(413, str(exc))
+        annotation, ids = await gather.load_quality(self.platform.store, self.platform.cfg.sip.id)
+        title = f"GB28181 {'daily' if period.step == 'hour' else 'weekly'} report {period.label}"
+        doc = Report(title, history, annotation, tuple(ids), generated=now, tz=self.tz, level=level)
+        if fmt == "json":
+            return web.json_response(await asyncio.to_thread(report_json, doc))
+        content_type = {"text": "text/plain", "csv": "text/csv", "html": "text/html"}[fmt]
+        text = await asyncio.to_thread(render, doc, fmt)  # CPU for a large registry: off the SIP event loop
+        return web.Response(text=text, content_type=content_type, charset="utf-8")
+
+    async def report_quality(self, request: web.Request) -> web.Response:
+        """Annotation, naming and ID compliance; ``format=csv`` gives the offenders as `channels import` reads."""
+        fmt = request.query.get("format", "json")
+        if fmt not in ("json", "csv"):
+            return _error(400, "format must be json or csv")
+        annotation, ids = await gather.load_quality(self.platform.store, self.platform.cfg.sip.id)
+        if fmt == "csv":
+            return web.Response(text=offenders_csv(annotation.offenders), content_type="text/csv", charset="utf-8")
+        return web.json_response({"annotation": annotation_json(annotation), "ids": ids_json(ids)})
+
 
 def _share_json(s: Share, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
     return {
@@ -592,3 +669,4 @@ def _share_json(s: Share, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
         "name": s.as_name,
         "created_at": iso(s.created_at, tz),
     }
+    # ------------------------------------------------------------------ reports (issue 10)

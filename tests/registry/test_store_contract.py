@@ -294,6 +294,34 @@ async def test_event_filters(store: RegistryStore) -> None:
     assert await store.list_events(limit=0) == []
 
 
+async def test_last_events_give_each_subjects_state_before_a_time(store: RegistryStore) -> None:
+    await store.append_events(
+        [
+            ev(10.0, A, "registered"),
+            ev(30.0, A, "expired"),
+            ev(20.0, A, "address-changed"),  # not asked for
+            ev(40.0, A, "registered"),  # not before 40
+            ev(15.0, B, "registered"),
+            ev(15.0, B, "keepalive-timeout"),  # same millisecond: the last appended wins
+            ev(50.0, C, "registered"),
+        ]
+    )
+    await store.append_events([ev(25.0, B, "address-changed"), ev(5.0, "platform", "platform-start", kind="platform")])
+    states = ["registered", "expired", "keepalive-timeout", "platform-start"]
+    got = await store.last_events(before=40.0, events=states)
+    assert [(e.subject, e.at, e.event) for e in got] == [
+        (A, 30.0, "expired"),
+        (B, 15.0, "keepalive-timeout"),
+        ("platform", 5.0, "platform-start"),
+    ]
+    assert all(e.id is not None for e in got)
+    assert [e.at for e in await store.last_events(before=40.001, events=["registered"])] == [40.0, 15.0]
+    assert await store.last_events(before=1.0, events=states) == []
+    assert await store.last_events(before=100.0, events=[]) == []
+    with pytest.raises(ValueError):
+        await store.last_events(before=100.0, events=["no-such-event"])
+
+
 async def test_event_times_are_kept_to_the_millisecond(store: RegistryStore) -> None:
     await store.append_events([ev(1700000000.1234), ev(1700000000.5)])
     got = await store.list_events(since=1700000000.123, until=1700000000.124)
