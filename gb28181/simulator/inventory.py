@@ -137,7 +137,8 @@ def build(profile: Profile, index: int, prefix: str, channels: int | None = None
     # A lower platform: regions (App.J civil-code nodes), 215 groups each with one 216 organisation, cameras
     # spread over the organisations and the deepest regions.
     for code, region_name in profile.regions:
-        parent = next((c for c, _ in profile.regions if len(c) < len(code) and code.startswith(c)), None)
+        above = [c for c, _ in profile.regions if len(c) < len(code) and code.startswith(c)]
+        parent = max(above, key=len) if above else None  # the nearest enclosing region
         inv.channels.append(Channel(code, region_name, 0, (parent,) if parent else ()))
     leaves = [c for c, _ in profile.regions if not any(o != c and o.startswith(c) for o, _ in profile.regions)]
     orgs: list[tuple[str, str]] = []  # (216 id, its group id)
