@@ -73,8 +73,8 @@ class Inventory:
         """The catalog item as this profile writes it (A.2.1.9; 2022 Info/PointType; §13 placeholders)."""
         p = self.profile
         placeholder = p.has("placeholder-fields")
-        if c.type_code == 0:  # a civil-code region node (App.J): ID and name only
-            return CatalogItem(device_id=c.id, event=event, name=c.name)
+        if c.type_code == 0:  # a civil-code region node (App.J): ID, name and the enclosing region
+            return CatalogItem(device_id=c.id, event=event, name=c.name, parent_ids=c.parent_ids)
         if c.type_code in (215, 216):
             return CatalogItem(
                 device_id=c.id, event=event, name=c.name, parent_ids=c.parent_ids,
