@@ -463,7 +463,12 @@ def simulate(server: str, transport: str | None, as_json: bool, log_level: str, 
         progress=not no_progress, **opts,
     )  # fmt: skip
     try:
-        summary = asyncio.run(simulator.simulate(cfg))
+        try:
+            import uvloop
+        except ImportError:  # uvloop does not exist on Windows
+            summary = asyncio.run(simulator.simulate(cfg))
+        else:
+            summary = uvloop.run(simulator.simulate(cfg))
     except (simulator.ProfileError, simulator.SimulatorError) as exc:
         click.echo(f"gb28181 simulate: {exc}", err=True)
         sys.exit(2)
