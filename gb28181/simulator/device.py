@@ -505,10 +505,11 @@ class SimDevice:
         event = request.headers.get("event") or env.cmd_type  # m7s sends none (spec digest §9)
         to_tag = new_tag()
         new_id: DialogId = (request.call_id, to_tag, request.from_.tag or "")
-        if expires == 0:  # a fetch: one NOTIFY, no subscription
-            return Reply(200, (("Expires", "0"),), to_tag=to_tag)
         sub = Subscription(kind, event, now + expires, env.sn or 0)
         self.subscriptions[new_id] = sub
+        if expires == 0:  # a fetch (RFC 6665 §4.4.3): one NOTIFY that ends it, sent once our 200 is out
+            self._end_subscription(new_id, sub, "timeout")
+            return Reply(200, (("Expires", "0"),), to_tag=to_tag)
         if kind == "mobileposition":
             interval = _int(env.fields.get("Interval")) or 5
             sub.interval = float(max(1, interval))

@@ -28,7 +28,7 @@ from gb28181.simulator.device import Notify, Options, Rebind, Send, ServerInfo, 
 from gb28181.simulator.inventory import build
 from gb28181.simulator.profile import Profile, assign, load_profile
 from gb28181.simulator.registration import State
-from sip.aio import SipRunner, TransactionError
+from sip.aio import SipRunner, TransactionError, tune_gc
 from sip.aio.udp import open_udp
 from sip.endpoint import ConnectionClosed, Endpoint, EndpointConfig, Event, Peer, RequestReceived
 from sip.errors import LocalProtocolError
@@ -149,6 +149,7 @@ class Simulator:
     async def run(self) -> dict[str, Any]:
         self.started_at = self.loop.time()
         raise_fd_limit(self.needed_fds())
+        tune_gc()  # the inventories are built
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 self.loop.add_signal_handler(sig, self.stop.set)
@@ -197,6 +198,9 @@ class Simulator:
             delay = t0 + (slot.index + 1) / self.cfg.rate - self.loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+        # Devices, endpoints and sockets live as long as the run: keep full collections from walking them all
+        # (a pause of a second lets a shared socket's buffer overflow; see sip.aio.tune_gc).
+        tune_gc()
 
     def _spawn(self, coro: Any) -> None:
         task = self.loop.create_task(coro)
@@ -208,10 +212,10 @@ class Simulator:
         if self._closing:
             return
         if isinstance(event, ConnectionClosed):
-            for slot in self.slots:
-                if slot.link is link:
-                    slot.device.connection_lost(self.loop.time())
-                    self.loop.call_soon(self._pump, slot)
+            owner = link.owner  # TCP links are never shared
+            if owner is not None:
+                owner.device.connection_lost(self.loop.time())
+                self.loop.call_soon(self._pump, owner)
             return
         if not isinstance(event, RequestReceived) or event.tx is None:
             return

@@ -233,3 +233,13 @@ def test_unsubscribe_in_dialog_ends_with_a_terminated_notify() -> None:
     (n,) = d.drain()
     assert isinstance(n, Notify) and dict(n.headers)["Subscription-State"].startswith("terminated")
     assert not d.subscriptions
+
+
+def test_a_fetch_gets_one_terminated_notify_and_no_subscription() -> None:
+    d = _registered("tianwang-nvr")
+    req, reply = _subscribe(d, encode(CatalogQuery(sn=22, device_id=d.device_id)), 0)
+    assert reply.status == 200 and ("Expires", "0") in reply.headers
+    (n,) = d.drain()
+    assert isinstance(n, Notify) and n.dialog_id == (req.call_id, reply.to_tag, "pf1")
+    assert dict(n.headers)["Subscription-State"] == "terminated;reason=timeout"
+    assert not d.subscriptions
