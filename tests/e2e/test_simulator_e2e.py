@@ -233,3 +233,99 @@ async def test_tcp_for_every_device_and_a_wrong_password(tmp_path: Path) -> None
     assert {r["transport"] for r in summary["device_list"]} == {"TCP"}
     assert refused["registered"] == 0 and refused["device_list"][0]["state"] == "backoff"
     assert refused["stats"]["register-403"] >= 1  # the platform answers a wrong password 403
+
+
+class RawSubscriber(asyncio.DatagramProtocol):
+    """A subscriber on a raw UDP socket, written here from RFC 3261/6665 without our SIP stack: it sends requests
+    as text and answers every request it receives with 200 (Via, From, To, Call-ID, CSeq copied)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+        self.responses: asyncio.Queue[str] = asyncio.Queue()
+        self.requests: asyncio.Queue[str] = asyncio.Queue()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.port = transport.get_extra_info("sockname")[1]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        text = data.decode("utf-8", "replace")
+        if text.startswith("SIP/2.0 "):
+            self.responses.put_nowait(text)
+            return
+        self.requests.put_nowait(text)
+        head = text.split("\r\n\r\n", 1)[0].split("\r\n")
+        copied = [h for h in head[1:] if h.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+        answer = "SIP/2.0 200 OK\r\n" + "\r\n".join(copied) + "\r\nContent-Length: 0\r\n\r\n"
+        assert self.transport is not None
+        self.transport.sendto(answer.encode(), addr)
+
+    def send(self, method: str, target: tuple[str, int], user: str, headers: str, body: str = "") -> None:
+        data = body.encode()
+        text = (
+            f"{method} sip:{user}@{target[0]}:{target[1]} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};rport;branch=z9hG4bK{time.monotonic_ns()}\r\n"
+            f"{headers}Contact: <sip:{SERVER_ID}@127.0.0.1:{self.port}>\r\nMax-Forwards: 70\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n"
+        )
+        assert self.transport is not None
+        self.transport.sendto(text.encode() + data, target)
+
+
+def _header(message: str, name: str) -> str:
+    for line in message.split("\r\n\r\n", 1)[0].split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return ""
+
+
+async def test_a_raw_subscriber_gets_notifies_and_invite_is_refused_for_now(tmp_path: Path) -> None:
+    srv = Server(tmp_path, sip_extra=f'password = "{PASSWORD}"')
+    await srv.start()
+    sim = Sim(srv, tmp_path, "--devices", "1", "--profile", "xueliang-village-nvr")
+    loop = asyncio.get_running_loop()
+    transport, sub = await loop.create_datagram_endpoint(RawSubscriber, local_addr=("127.0.0.1", 0))
+    nvr, cam = "34020000001180000001", "34020000001310000002"
+    try:
+        await sim.start()
+        devices = await srv.wait_for(lambda d: d.get(nvr, {}).get("status") == "online", 20, "the NVR online")
+        host, _, port = devices[nvr]["address"].rpartition(":")
+        target = (host, int(port))
+        body = (
+            '<?xml version="1.0" encoding="GB2312"?>\r\n'
+            f"<Query><CmdType>Catalog</CmdType><SN>9</SN><DeviceID>{nvr}</DeviceID></Query>"
+        )
+        common = f"From: <sip:{SERVER_ID}@3402000000>;tag=sub1\r\nCall-ID: raw-sub-1\r\n"
+        sub.send("SUBSCRIBE", target, nvr, f"{common}To: <sip:{nvr}@3402000000>\r\nCSeq: 1 SUBSCRIBE\r\n"
+                 "Event: Catalog;id=1\r\nExpires: 60\r\nContent-Type: Application/MANSCDP+xml\r\n", body)  # fmt: skip
+        ok = await asyncio.wait_for(sub.responses.get(), 10)
+        assert ok.startswith("SIP/2.0 200") and _header(ok, "Expires") == "60"
+        to = _header(ok, "To")
+        assert ";tag=" in to
+        assert await sim.command(f"vlost {cam}") == f"ok: {cam} video lost"
+        notify = await asyncio.wait_for(sub.requests.get(), 10)
+        assert notify.startswith("NOTIFY ") and _header(notify, "Event") == "Catalog;id=1"
+        assert _header(notify, "Subscription-State").startswith("active;expires=")
+        assert _header(notify, "Call-ID") == "raw-sub-1"
+        assert f"<DeviceID>{cam}</DeviceID>" in notify and "<Event>VLOST</Event>" in notify
+        # Unsubscribe in the dialog: 200, then a NOTIFY saying terminated.
+        sub.send("SUBSCRIBE", target, nvr, f"{common}To: {to}\r\nCSeq: 2 SUBSCRIBE\r\nEvent: Catalog;id=1\r\n"
+                 "Expires: 0\r\n")  # fmt: skip
+        assert (await asyncio.wait_for(sub.responses.get(), 10)).startswith("SIP/2.0 200")
+        last = await asyncio.wait_for(sub.requests.get(), 10)
+        assert _header(last, "Subscription-State").startswith("terminated")
+        # INVITE: refused until the media issue lands.
+        sub.send("INVITE", target, cam, f"From: <sip:{SERVER_ID}@3402000000>;tag=inv1\r\nTo: <sip:{cam}@3402000000>\r\n"
+                 "Call-ID: raw-inv-1\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n", "v=0\r\n")  # fmt: skip
+        for _ in range(5):  # a 100 Trying may come first
+            answer = await asyncio.wait_for(sub.responses.get(), 10)
+            if not answer.startswith("SIP/2.0 100"):
+                break
+        assert answer.startswith("SIP/2.0 488")
+        await sim.quit()
+    finally:
+        transport.close()
+        await sim.kill()
+        await srv.stop()
