@@ -15,6 +15,7 @@ import logging
 import os
 import resource
 import signal
+import socket
 import stat
 import sys
 import time
@@ -107,6 +108,10 @@ class Simulator:
             raise SimulatorError(f"--id-prefix must be 10 digits (centre code + industry), not {cfg.id_prefix!r}")
         if not (cfg.server_id.isdigit() and len(cfg.server_id) == 20):
             raise SimulatorError(f"--server-id must be 20 digits, not {cfg.server_id!r}")
+        try:  # a name is resolved once: every device sends to, and expects answers from, that address
+            cfg.server_host = socket.getaddrinfo(cfg.server_host, cfg.server_port, type=socket.SOCK_DGRAM)[0][4][0]
+        except (OSError, IndexError) as exc:
+            raise SimulatorError(f"cannot resolve the server {cfg.server_host!r}: {exc}") from exc
         sim = cls(cfg)
         chosen = assign(profile or load_profile(cfg.profile))
         server = ServerInfo(cfg.server_id, cfg.domain or cfg.server_id[:10], cfg.server_host, cfg.server_port)
