@@ -967,6 +967,60 @@ def report(period: str, day: str, fmt: str, level: int, output: str | None, as_j
     query = {"period": period, "date": day, "level": level, "format": "json" if as_json else fmt}
     text = _client(admin_url, db).text("/api/reports/report", query, timeout=300)
     _write(text, output)
+# ---------------------------------------------------------------------------------------------- simulator
+@main.command()
+@click.option("--server", required=True, help="The platform's SIP address, HOST:PORT.")
+@click.option("--transport", type=click.Choice(["udp", "tcp"]), help="Override every profile's transport.")
+@click.option("--devices", type=click.IntRange(1, 1_000_000), default=1, show_default=True)
+@click.option("--channels", type=click.IntRange(0, 990), help="Cameras per NVR / lower platform (profile's default).")
+@click.option("--profile", default="mixed", show_default=True, help="A profile in fixtures/profiles, or mixed.")
+@click.option("--password", default="12345678", show_default=True, help="The devices' SIP password.")
+@click.option("--id-prefix", default="3402000000", show_default=True, help="First 10 digits of every ID.")
+@click.option("--server-id", default="34020000002000000001", show_default=True, help="The platform's SIP ID.")
+@click.option("--domain", default="", help="SIP domain (default: first 10 digits of --server-id).")
+@click.option("--duration", type=click.FloatRange(min=0.1), help="Seconds to run (default: until quit or Ctrl-C).")
+@click.option("--rate", type=click.FloatRange(min=0.1), default=200.0, show_default=True, help="Devices started/s.")
+@click.option("--keepalive", type=click.FloatRange(min=0.1), help="Keepalive interval in s (profile's default).")
+@click.option("--expires", type=click.IntRange(1, 86400), help="REGISTER expiry asked for (profile's default).")
+@click.option("--control", "control_port", type=click.IntRange(0, 65535), help="Also take commands on 127.0.0.1:PORT.")
+@click.option("--shared-socket", is_flag=True, help="All UDP devices on one socket (no fd limit; one address).")
+@click.option("--bind", help="Local address for the devices' sockets (default: loopback for a loopback server).")
+@click.option("--no-progress", is_flag=True, help="No progress line.")
+@json_option
+@click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
+def simulate(server: str, transport: str | None, as_json: bool, log_level: str, no_progress: bool, **opts: Any) -> None:
+    """Run simulated devices against a platform; commands on stdin (help lists them)."""
+    from gb28181 import simulator
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, _, port = server.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{server!r} is not HOST:PORT", param_hint="--server")
+    cfg = simulator.SimConfig(
+        server_host=host.strip("[]"), server_port=int(port), transport=transport.upper() if transport else None,
+        progress=not no_progress, **opts,
+    )  # fmt: skip
+    try:
+        try:
+            import uvloop
+        except ImportError:  # uvloop does not exist on Windows
+            summary = asyncio.run(simulator.simulate(cfg))
+        else:
+            summary = uvloop.run(simulator.simulate(cfg))
+    except (simulator.ProfileError, simulator.SimulatorError) as exc:
+        click.echo(f"gb28181 simulate: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    click.echo(
+        f"{summary['devices']} devices: {summary['registered']} registered, {summary['online']} online, "
+        f"{summary['off']} powered off, after {summary['elapsed']} s"
+    )
+    for name, row in summary["by_profile"].items():
+        click.echo(f"  {name:<24} {row['registered']}/{row['devices']} registered, {row['channels']} catalog items")
+    for key in ("register-sent", "keepalive-sent", "keepalive-ok", "messages-sent", "notify-sent"):
+        click.echo(f"  {key:<24} {summary['stats'].get(key, 0)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,528 @@
+"""The simulator's composition root (ARCHITECTURE.md rule 6): profiles -> devices -> SIP endpoints and sockets,
+timers, the control channel, the progress line and the summary.
+
+Each device gets its own ``sip.Endpoint`` and ``SipRunner`` with its own UDP socket (or TCP connection), as real
+devices each have their own source port. ``--shared-socket`` puts every device on one endpoint and one UDP socket
+instead (requests are routed to a device by the user part of their Request-URI): no file-descriptor limit, but
+every device then shares one address, which the platform sees as one NAT gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import signal
+import socket
+import stat
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gb28181.simulator.control import HELP, Command, CommandError, parse_command, select
+from gb28181.simulator.device import Notify, Options, Rebind, Send, ServerInfo, SimDevice
+from gb28181.simulator.inventory import build
+from gb28181.simulator.profile import Profile, assign, load_profile
+from gb28181.simulator.registration import State
+from sip.aio import SipRunner, TransactionError, tune_gc
+from sip.aio.udp import open_udp
+from sip.endpoint import ConnectionClosed, Endpoint, EndpointConfig, Event, Peer, RequestReceived
+from sip.errors import LocalProtocolError
+from sip.message import Response
+from sip.timers import TimerConfig
+
+log = logging.getLogger("gb28181.simulator")
+
+FD_RESERVE = 64  # descriptors kept for the event loop, stdio, the control port and logs
+
+
+@dataclass
+class SimConfig:
+    server_host: str
+    server_port: int
+    devices: int
+    profile: str = "mixed"
+    transport: str | None = None  # None: each profile's own
+    channels: int | None = None
+    password: str = "12345678"
+    id_prefix: str = "3402000000"
+    server_id: str = "34020000002000000001"
+    domain: str = ""  # default: the first 10 digits of server_id
+    duration: float | None = None
+    rate: float = 200.0  # devices powered on per second
+    keepalive: float | None = None
+    expires: int | None = None
+    control_port: int | None = None
+    shared_socket: bool = False
+    bind: str | None = None
+    stdin: bool = True
+    progress: bool = True
+    t1: float = 0.5
+
+
+@dataclass
+class Link:
+    """One SIP endpoint with its runner; per device, or shared by all of them."""
+
+    endpoint: Endpoint
+    runner: SipRunner
+    peer: Peer  # the platform
+    owner: Slot | None = None  # the device of a dedicated link; None when shared
+
+
+@dataclass
+class Slot:
+    index: int
+    device: SimDevice
+    link: Link | None = None
+    timer: asyncio.TimerHandle | None = None
+    timer_at: float | None = None
+
+
+@dataclass
+class Simulator:
+    cfg: SimConfig
+    slots: list[Slot] = field(default_factory=list)
+    started_at: float = 0.0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.wall: Callable[[], float] = time.time
+        self._by_id: dict[str, Slot] = {}
+        self._shared: Link | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._bind = self.cfg.bind or ("127.0.0.1" if self.cfg.server_host.startswith("127.") else "0.0.0.0")
+        self._last_progress = ""
+        self._closing = False
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    async def create(cls, cfg: SimConfig, profile: Profile | None = None) -> Simulator:
+        if not (cfg.id_prefix.isdigit() and len(cfg.id_prefix) == 10):
+            raise SimulatorError(f"--id-prefix must be 10 digits (centre code + industry), not {cfg.id_prefix!r}")
+        if not (cfg.server_id.isdigit() and len(cfg.server_id) == 20):
+            raise SimulatorError(f"--server-id must be 20 digits, not {cfg.server_id!r}")
+        try:  # a name is resolved once: every device sends to, and expects answers from, that address
+            cfg.server_host = socket.getaddrinfo(cfg.server_host, cfg.server_port, type=socket.SOCK_DGRAM)[0][4][0]
+        except (OSError, IndexError) as exc:
+            raise SimulatorError(f"cannot resolve the server {cfg.server_host!r}: {exc}") from exc
+        sim = cls(cfg)
+        chosen = assign(profile or load_profile(cfg.profile))
+        server = ServerInfo(cfg.server_id, cfg.domain or cfg.server_id[:10], cfg.server_host, cfg.server_port)
+        options = Options(keepalive_interval=cfg.keepalive, register_expires=cfg.expires)
+        for i in range(cfg.devices):
+            p = chosen.profile_of(i)
+            inv = build(p, i, cfg.id_prefix, cfg.channels)
+            transport = cfg.transport or p.transport
+            device = SimDevice(inv, server, cfg.password, transport, options)
+            slot = Slot(i, device)
+            sim.slots.append(slot)
+            sim._by_id[inv.device_id] = slot
+            for ch in inv.channels:
+                sim._by_id.setdefault(ch.id, slot)
+        return sim
+
+    def _new_link(self, transport: str) -> Link:
+        endpoint = Endpoint(EndpointConfig(timers=TimerConfig(t1=self.cfg.t1), auto_trying=True))
+        peer = Peer(transport, self.cfg.server_host, self.cfg.server_port)
+        holder: list[Link] = []
+        runner = SipRunner(endpoint, lambda ev: self._on_event(holder[0], ev), tcp_connect_timeout=5.0)
+        holder.append(Link(endpoint, runner, peer))
+        return holder[0]
+
+    async def _attach(self, slot: Slot) -> None:
+        transport = slot.device.transport
+        if self.cfg.shared_socket and transport == "UDP":
+            if self._shared is None:
+                self._shared = self._new_link("UDP")
+                await self._shared.runner.listen_udp(self._bind, 0)
+            slot.link = self._shared
+        else:
+            slot.link = self._new_link(transport)
+            slot.link.owner = slot
+            if transport == "UDP":
+                await slot.link.runner.listen_udp(self._bind, 0)
+        slot.device.local = slot.link.runner.local_address(slot.link.peer)
+
+    # ------------------------------------------------------------------ running
+    async def run(self) -> dict[str, Any]:
+        self.started_at = self.loop.time()
+        raise_fd_limit(self.needed_fds())
+        tune_gc()  # the inventories are built
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                self.loop.add_signal_handler(sig, self.stop.set)
+        self._spawn(self._power_on_all())
+        if self.cfg.progress:
+            self._spawn(self._progress_loop())
+        if self.cfg.stdin:
+            self._spawn(self._read_stdin())
+        server = None
+        if self.cfg.control_port is not None:
+            server = await asyncio.start_server(self._control_client, "127.0.0.1", self.cfg.control_port)
+            log.info("control channel on 127.0.0.1:%d", server.sockets[0].getsockname()[1])
+        try:
+            if self.cfg.duration is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), self.cfg.duration)
+            else:
+                await self.stop.wait()
+        finally:
+            if server is not None:
+                server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            summary = self.summary()
+            if self.cfg.progress:
+                self._print_progress(final=True)
+            await self.close()
+        return summary
+
+    def needed_fds(self) -> int:
+        if self.cfg.shared_socket:
+            return FD_RESERVE + sum(1 for s in self.slots if s.device.transport == "TCP") + 1
+        return FD_RESERVE + len(self.slots)
+
+    async def _power_on_all(self) -> None:
+        """Power devices on at ``rate`` per second (a whole county switching on at once is a storm of its own)."""
+        t0 = self.loop.time()
+        for slot in self.slots:
+            try:
+                await self._attach(slot)
+            except OSError as exc:
+                log.error("device %s: cannot open its socket: %s", slot.device.device_id, exc)
+                continue
+            slot.device.power_on(self.loop.time())
+            self._pump(slot)
+            delay = t0 + (slot.index + 1) / self.cfg.rate - self.loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        # Devices, endpoints and sockets live as long as the run: keep full collections from walking them all
+        # (a pause of a second lets a shared socket's buffer overflow; see sip.aio.tune_gc).
+        tune_gc()
+
+    def _spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ SIP events in
+    def _on_event(self, link: Link, event: Event) -> None:
+        if self._closing:
+            return
+        if isinstance(event, ConnectionClosed):
+            owner = link.owner  # TCP links are never shared
+            if owner is not None:
+                owner.device.connection_lost(self.loop.time())
+                self.loop.call_soon(self._pump, owner)
+            return
+        if not isinstance(event, RequestReceived) or event.tx is None:
+            return
+        slot = self._slot_for(link, event)
+        now = self.loop.time()
+        try:
+            if slot is None:
+                link.endpoint.reply(event, 404, now=now)
+                return
+            dialog_id = event.dialog.id if event.dialog is not None else None
+            reply = slot.device.on_request(event.request, now, self.wall(), dialog_id)
+            if reply is not None:
+                link.endpoint.reply(
+                    event, reply.status, reply.reason, headers=list(reply.headers), body=reply.body, now=now,
+                    to_tag=reply.to_tag,
+                )  # fmt: skip
+        except LocalProtocolError as exc:
+            log.info("could not answer %s: %s", event.request.method, exc)
+            return
+        except Exception:  # the error boundary: one device's bug must not stop the others
+            log.exception("device %s failed on %s", slot.device.device_id if slot else "?", event.request.method)
+            with contextlib.suppress(LocalProtocolError):
+                link.endpoint.reply(event, 500, now=now)
+            return
+        if slot is not None:
+            self.loop.call_soon(self._pump, slot)
+
+    def _slot_for(self, link: Link, event: RequestReceived) -> Slot | None:
+        if link is not self._shared:
+            return link.owner
+        req = event.request
+        for user in (req.request_uri.user if hasattr(req.request_uri, "user") else None, req.to.user):
+            if user and user in self._by_id:
+                return self._by_id[user]
+        return None
+
+    # ------------------------------------------------------------------ device output
+    def _pump(self, slot: Slot) -> None:
+        if self._closing:
+            return
+        outs = slot.device.drain()
+        if any(isinstance(o, Rebind) for o in outs):
+            self._spawn(self._pump_after_rebind(slot, outs))
+            return
+        self._send_all(slot, outs)
+
+    async def _pump_after_rebind(self, slot: Slot, outs: list[Any]) -> None:
+        for i, out in enumerate(outs):
+            if isinstance(out, Rebind):
+                await self._rebind(slot)
+            else:
+                self._send_all(slot, [out], arm=i == len(outs) - 1)
+        self._arm(slot)
+
+    def _send_all(self, slot: Slot, outs: list[Any], *, arm: bool = True) -> None:
+        link = slot.link
+        if link is None:
+            return
+        for out in outs:
+            if isinstance(out, Send):
+                self._request(slot, out.purpose, out.request, link.peer)
+            elif isinstance(out, Notify):
+                dialog = link.endpoint.dialogs.get(out.dialog_id)
+                if dialog is None or not isinstance(dialog.peer, Peer):
+                    log.info("%s: NOTIFY for a subscription without its dialog", slot.device.device_id)
+                    continue
+                request = dialog.build_request("NOTIFY", list(out.headers), out.body)
+                self._request(slot, "notify", request, dialog.peer)
+                if any(k == "Subscription-State" and v.startswith("terminated") for k, v in out.headers):
+                    link.endpoint.dialogs.remove(out.dialog_id)
+        if arm:
+            self._arm(slot)
+
+    def _request(self, slot: Slot, purpose: str, request: Any, peer: Peer) -> None:
+        assert slot.link is not None
+        try:
+            fut = slot.link.runner.request(request, peer)
+        except LocalProtocolError as exc:
+            log.info("%s: cannot send %s: %s", slot.device.device_id, request.method, exc)
+            slot.device.on_answer(purpose, None, self.loop.time())
+            return
+        fut.add_done_callback(lambda f: self._answered(slot, purpose, f))
+
+    def _answered(self, slot: Slot, purpose: str, fut: asyncio.Future[Response]) -> None:
+        response: Response | None = None
+        if not fut.cancelled():
+            exc = fut.exception()
+            if exc is None:
+                response = fut.result()
+            elif not isinstance(exc, TransactionError):
+                log.info("%s: %s failed: %s", slot.device.device_id, purpose, exc)
+        if self._closing:
+            return
+        if slot.link is not None and slot.link is not self._shared:
+            slot.device.local = slot.link.runner.local_address(slot.link.peer)  # TCP: known once connected
+        slot.device.on_answer(purpose, response, self.loop.time())
+        self._pump(slot)
+
+    def _arm(self, slot: Slot) -> None:
+        deadline = slot.device.next_deadline()
+        if deadline == slot.timer_at:
+            return
+        if slot.timer is not None:
+            slot.timer.cancel()
+        slot.timer_at = deadline
+        slot.timer = None if deadline is None else self.loop.call_at(deadline, self._on_timer, slot)
+
+    def _on_timer(self, slot: Slot) -> None:
+        slot.timer = slot.timer_at = None
+        slot.device.on_timer(self.loop.time())
+        self._pump(slot)
+
+    async def _rebind(self, slot: Slot) -> None:
+        """A new source port: a fresh UDP socket in the runner (the old one closes, as a NAT forgets a mapping),
+        or, over TCP, the connection closes and the next request opens a new one. SipRunner has no public way
+        to swap its socket, so this reaches into it (sip/aio/runner.py: ``_udp``, ``_conns``)."""
+        link = slot.link
+        if link is None or link is self._shared:
+            log.info("%s: NAT move needs a socket of its own (not with --shared-socket)", slot.device.device_id)
+            return
+        runner = link.runner
+        if link.peer.transport == "UDP":
+            try:
+                proto = await open_udp(self._bind, 0, runner._on_datagram)
+            except OSError as exc:
+                log.warning("%s: no new socket for the NAT move: %s", slot.device.device_id, exc)
+                return
+            old = runner._udp[0]
+            runner._udp[0] = proto
+            if old.transport is not None:
+                old.transport.close()
+        else:
+            conn = runner._conns.get(link.peer)
+            if conn is not None:
+                conn.close()
+        slot.device.stats["nat-moves"] += 1
+
+    # ------------------------------------------------------------------ control channel
+    def apply(self, line: str) -> str:
+        """One control command -> the reply line."""
+        try:
+            cmd = parse_command(line)
+        except CommandError as exc:
+            return f"error: {exc}"
+        if cmd is None:
+            return ""
+        try:
+            return self._apply(cmd)
+        except CommandError as exc:
+            return f"error: {exc}"
+
+    def _apply(self, cmd: Command) -> str:
+        now, wall = self.loop.time(), self.wall()
+        ids = [s.device.device_id for s in self.slots]
+        if cmd.verb == "help":
+            return HELP
+        if cmd.verb == "status":
+            return self.progress_line()
+        if cmd.verb == "quit":
+            self.stop.set()
+            return "ok: stopping"
+        if cmd.verb in ("vlost", "video-ok"):
+            slot = self._by_id.get(cmd.args[0])
+            if slot is None or not slot.device.video_lost(cmd.args[0], cmd.verb == "vlost", now):
+                raise CommandError(f"no powered camera channel {cmd.args[0]}")
+            self._pump(slot)
+            return f"ok: {cmd.args[0]} {'video lost' if cmd.verb == 'vlost' else 'video back'}"
+        chosen = [self.slots[i] for i in select(cmd.args[0], ids)]
+        done = 0
+        for slot in chosen:
+            d = slot.device
+            if cmd.verb == "power-off":
+                d.power_off(now)
+            elif cmd.verb == "power-on":
+                d.power_on(now, delay=0.0)
+            elif cmd.verb == "reboot":
+                d.reboot(now)
+            elif cmd.verb == "nat-move":
+                d.nat_move()
+            elif cmd.verb == "alarm" and not d.alarm(cmd.args[1] if len(cmd.args) > 1 else None, now, wall):
+                continue
+            done += 1
+            self._pump(slot)
+        return f"ok: {cmd.verb} {done} device{'s' if done != 1 else ''}"
+
+    async def _read_stdin(self) -> None:
+        try:
+            mode = os.fstat(sys.stdin.fileno()).st_mode
+        except (OSError, ValueError, AttributeError):
+            return
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or sys.stdin.isatty()):
+            return  # /dev/null or a regular file: nothing to wait for (epoll refuses them)
+        reader = asyncio.StreamReader()
+        try:
+            await self.loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        except (ValueError, OSError) as exc:  # a regular file or no stdin: no console commands
+            log.debug("no stdin control: %s", exc)
+            return
+        for _ in range(10_000_000):  # bounded: one iteration per line
+            line = await reader.readline()
+            if not line:
+                return
+            reply = self.apply(line.decode("utf-8", "replace"))
+            if reply:
+                print(reply, file=sys.stderr, flush=True)
+
+    async def _control_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for _ in range(100_000):
+                line = await reader.readline()
+                if not line:
+                    break
+                writer.write((self.apply(line.decode("utf-8", "replace")) + "\n").encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    # ------------------------------------------------------------------ reporting
+    def counts(self) -> Counter[str]:
+        c: Counter[str] = Counter()
+        for s in self.slots:
+            c["devices"] += 1
+            c[s.device.state.value] += 1
+            c["online"] += s.device.online
+        return c
+
+    def progress_line(self) -> str:
+        c = self.counts()
+        elapsed = self.loop.time() - self.started_at
+        return (
+            f"simulate: {c['registered']}/{c['devices']} registered, {c['online']} online, "
+            f"{c['registering'] + c['backoff']} trying, {c['off']} off, {elapsed:.0f} s"
+        )
+
+    def _print_progress(self, final: bool = False) -> None:
+        line = self.progress_line()
+        if sys.stderr.isatty():
+            print("\r" + line.ljust(len(self._last_progress)), end="\n" if final else "", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+        self._last_progress = line
+
+    async def _progress_loop(self) -> None:
+        period = 1.0 if sys.stderr.isatty() else 5.0
+        while not self.stop.is_set():
+            await asyncio.sleep(period)
+            self._print_progress()
+
+    def summary(self) -> dict[str, Any]:
+        c = self.counts()
+        by_profile: dict[str, Counter[str]] = {}
+        stats: Counter[str] = Counter()
+        rows = []
+        for s in self.slots:
+            d = s.device
+            p = by_profile.setdefault(d.profile.name, Counter())
+            p["devices"] += 1
+            p["registered"] += d.state == State.REGISTERED
+            p["channels"] += len(d.inv.channels)
+            stats.update(d.stats)
+            local = s.link.runner.local_address(s.link.peer) if s.link is not None else None
+            rows.append({
+                "id": d.device_id, "profile": d.profile.name, "transport": d.transport, "state": d.state.value,
+                "online": d.online, "address": f"{local[0]}:{local[1]}" if local else None,
+                "channels": len(d.inv.channels), "video_channels": len(d.inv.videos),
+            })  # fmt: skip
+        return {
+            "devices": c["devices"],
+            "registered": c["registered"],
+            "online": c["online"],
+            "off": c["off"],
+            "elapsed": round(self.loop.time() - self.started_at, 1),
+            "by_profile": {k: dict(v) for k, v in sorted(by_profile.items())},
+            "stats": {k: v for k, v in sorted(stats.items()) if not k.startswith("ignored:")},
+            "device_list": rows,
+        }
+
+    async def close(self) -> None:
+        self._closing = True
+        for slot in self.slots:
+            if slot.timer is not None:
+                slot.timer.cancel()
+        links = {id(s.link): s.link for s in self.slots if s.link is not None}
+        for link in links.values():
+            await link.runner.close()
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; refuse clearly when even that is too few."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed and soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raise SimulatorError(
+            f"{needed} file descriptors needed, the limit is {soft} (hard {hard}): use --shared-socket, fewer "
+            "devices per process, or raise the hard limit (ulimit -Hn)"
+        )
+
+
+class SimulatorError(RuntimeError):
+    pass
