@@ -37,6 +37,14 @@ def kind_of(channel_id: str, device_id: str, single: bool) -> str:
     return "other"
 
 
+def _civil_code(text: str | None) -> str:
+    """A reported CivilCode kept only when it is one (digits, at most 8: 2/4/6/8-digit region codes, GB/T 2260
+    style); vendors' placeholders such as Hikvision's ``<CivilCode>CivilCode</CivilCode>`` become empty (spec
+    digest §13 q10, as WVP does), so they never count as a region in listings and statistics."""
+    value = (text or "").strip()
+    return value if value.isascii() and value.isdigit() and len(value) <= 8 else ""
+
+
 def to_channel(item: CatalogItem, device_id: str, server_id: str, now: float, *, single: bool) -> Channel | None:
     """The registry record for one item, or None when the item has no usable ID."""
     channel_id = (item.device_id or "").strip()
@@ -58,7 +66,7 @@ def to_channel(item: CatalogItem, device_id: str, server_id: str, now: float, *,
         manufacturer=item.manufacturer or "",
         model=item.model or "",
         owner=item.owner or "",
-        civil_code=item.civil_code or "",
+        civil_code=_civil_code(item.civil_code),
         block=item.block or "",
         address=item.address or "",
         parental=item.parental,

@@ -1,5 +1,4 @@
-"""Platform behaviour the simulator's profiles exposed, for the lead to fix (xfail until then; strict, so the
-fix turns them into failures that ask for the mark to go)."""
+"""Platform behaviour the simulator's profiles exposed (fixed; kept as regression tests)."""
 
 from __future__ import annotations
 
@@ -9,15 +8,14 @@ from gb28181.channels import to_channel
 from gb28181.manscdp.messages import CatalogItem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the platform stores placeholder text as a civil code: Hikvision NVRs/IPCs send "
-    "<CivilCode>CivilCode</CivilCode> (fixtures-wild hikvision/nvr-catalog-response-spvmn-placeholders.txt); the spec "
-    "digest §13 q10 says validate (digits, at most 8, else null), or `channels --civil-code` and civil-code stats "
-    "count 'CivilCode' as a region",
+@pytest.mark.parametrize(
+    ("reported", "kept"),
+    [("CivilCode", ""), ("340200", "340200"), (" 34 ", "34"), ("3402000000", ""), ("３４", ""), (None, "")],
 )
-def test_a_placeholder_civil_code_is_not_kept_as_a_civil_code() -> None:
-    item = CatalogItem(device_id="34020000001310004001", name="人民广场监控点1", civil_code="CivilCode")
+def test_a_placeholder_civil_code_is_not_kept_as_a_civil_code(reported: str | None, kept: str) -> None:
+    """Hikvision NVRs/IPCs send <CivilCode>CivilCode</CivilCode> (fixtures-wild hikvision/
+    nvr-catalog-response-spvmn-placeholders.txt); spec digest §13 q10: digits, at most 8, else none."""
+    item = CatalogItem(device_id="34020000001310004001", name="人民广场监控点1", civil_code=reported)
     channel = to_channel(item, "34020000001180000005", "34020000002000000001", 0.0, single=False)
     assert channel is not None
-    assert channel.civil_code == ""
+    assert channel.civil_code == kept
