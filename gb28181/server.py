@@ -30,9 +30,12 @@ from gb28181.channels import to_channel
 from gb28181.config import Config
 from gb28181.devices import DeviceService
 from gb28181.keepalive import EXPIRED, LivenessPolicy
-from gb28181.manscdp import Envelope, ManscdpError, parse_envelope
+from gb28181.manscdp import Envelope, ManscdpError
 from gb28181.manscdp.codec import decode as decode_message
+from gb28181.manscdp.codec import decode_parsed
 from gb28181.manscdp.codec import encode as encode_message
+from gb28181.manscdp.codec import envelope as manscdp_envelope
+from gb28181.manscdp.codec import parse as parse_manscdp
 from gb28181.manscdp.control import AlarmCmd, ControlError
 from gb28181.manscdp.messages import (
     AlarmNotify,
@@ -352,7 +355,9 @@ class Platform(UpstreamDriver):
             self.count("message:unsupported-type")
             return StatelessAnswer(415, [("Accept", "Application/MANSCDP+xml")]), None
         try:
-            env = parse_envelope(req.body)
+            # The codec's parse: strict first, then the known repairs (bare &, NUL, junk in Address...), so a
+            # repairable body is taken here as the codec would take it, and read once (decode_parsed below).
+            env = manscdp_envelope(parse_manscdp(req.body))
         except ManscdpError as exc:
             self.count("message:bad-xml")
             log.info("MESSAGE from %s (%s): unreadable MANSCDP (%s); raw %r", user, peer, exc.reason, exc.raw[:300])
@@ -389,7 +394,7 @@ class Platform(UpstreamDriver):
             return  # a packet of a superior's relayed query (gb28181/server_upstream.py)
         if env.kind == "Response" and env.cmd_type == "Catalog":
             try:
-                decoded = decode_message(req.body)
+                decoded = decode_parsed(env.parsed) if env.parsed is not None else decode_message(req.body)
             except ManscdpError as exc:
                 self.count("catalog:bad-xml")
                 log.info("Catalog packet from %s unreadable: %s; raw %r", user, exc.reason, exc.raw[:300])
@@ -546,7 +551,7 @@ class Platform(UpstreamDriver):
 
     async def _store_catalog(self, commit: Commit) -> dict[str, Any]:
         now = self.wall()
-        existing = {c.id for c in await self.store.list_channels(device_id=commit.device_id)}
+        existing = await self.store.channel_ids(commit.device_id)
         d = catalog_diff(existing, commit)
         single = len(commit.items) == 1
         upserts = [
@@ -783,7 +788,7 @@ class Platform(UpstreamDriver):
             self.endpoint.reply(event, 415, headers=[("Accept", "Application/MANSCDP+xml")], now=now)
             return
         try:
-            env = parse_envelope(req.body)
+            env = manscdp_envelope(parse_manscdp(req.body))
         except ManscdpError as exc:
             self.count("notify:bad-xml")
             log.info("NOTIFY from %s (%s): unreadable MANSCDP (%s); raw %r", user, event.peer, exc.reason,
