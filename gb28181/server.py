@@ -393,14 +393,10 @@ class Platform(UpstreamDriver):
         if env.kind == "Response" and self.relay_response(user, env.sn, req.body):
             return  # a packet of a superior's relayed query (gb28181/server_upstream.py)
         if env.kind == "Response" and env.cmd_type == "Catalog":
-            try:
-                decoded = decode_parsed(env.parsed) if env.parsed is not None else decode_message(req.body)
-            except ManscdpError as exc:
-                self.count("catalog:bad-xml")
-                log.info("Catalog packet from %s unreadable: %s; raw %r", user, exc.reason, exc.raw[:300])
-                return
-            if isinstance(decoded.message, CatalogResponse):
-                self._on_catalog(user, decoded.message)
+            # Read the packet on the next turn of the loop, once the 200 is on its way: a lower platform sends its
+            # next packet only after our 200 (App. M), so it sends while we read instead of waiting for us.
+            # Packets keep their order (call_soon is FIFO, and later packets arrive in later I/O callbacks).
+            asyncio.get_running_loop().call_soon(self._read_catalog_packet, user, env, req.body)
         elif env.kind == "Response" and env.cmd_type == "RecordInfo":
             self.operations.on_records(user, req.body)
         elif env.kind == "Response":
@@ -505,6 +501,20 @@ class Platform(UpstreamDriver):
         if not wait:
             return {"device_id": device_id, "sn": sn, "state": "started"}
         return await done
+
+    def _read_catalog_packet(self, user: str, env: Envelope, body: bytes) -> None:
+        try:
+            decoded = decode_parsed(env.parsed) if env.parsed is not None else decode_message(body)
+        except ManscdpError as exc:
+            self.count("catalog:bad-xml")
+            log.info("Catalog packet from %s unreadable: %s; raw %r", user, exc.reason, exc.raw[:300])
+            return
+        except Exception:  # the error boundary of this callback, as in handle()
+            self.count("internal-error")
+            log.exception("internal error reading a Catalog packet from %s", user)
+            return
+        if isinstance(decoded.message, CatalogResponse):
+            self._on_catalog(user, decoded.message)
 
     def _on_catalog(self, user: str, message: CatalogResponse) -> None:
         commit = self.catalog.packet(user, message.sn, message.sum_num or 0, message.items, self.mono())
