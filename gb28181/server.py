@@ -424,20 +424,8 @@ class Platform(UpstreamDriver):
         device = self._registered(device_id)
         sn = self.correlator.new_sn(device_id)
         body = build_query(cmd_type, sn, device_id, extra, device.charset)
-        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.correlator.add(device_id, sn, cmd_type, answer)
         self.count(f"query:{cmd_type}")
-        try:
-            async with asyncio.timeout(self.cfg.sip.query_timeout):
-                await self._send_to_device(device_id, cmd_type, body)
-                data = await answer
-        except TimeoutError as exc:
-            self.count("query:timeout")
-            raise QueryError(
-                f"device {device_id} did not answer {cmd_type} within {self.cfg.sip.query_timeout:g} s", kind="timeout"
-            ) from exc
-        finally:
-            self.correlator.cancel(device_id, sn)
+        data = await self.operations.ask(device_id, sn, cmd_type, cmd_type, body)
         result = render(data)
         await self._learn(device_id, cmd_type, result)
         return result
