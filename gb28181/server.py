@@ -832,6 +832,8 @@ class Platform(UpstreamDriver):
         elif isinstance(message, AlarmNotify):
             alarm = alarm_record(message, user, now, via)
             self._spawn(self._store_alarm(alarm, answer=via == "message"))
+            if self.upstreams:
+                self._spawn(self.alarm_up(user, alarm.source_id, body))
         elif isinstance(message, MobilePositionNotify):
             positions = position_records(message, user, now)
             if positions:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gb28181.cascade.registration import Send, StateChanged, UpstreamRegistration
+from gb28181.cascade.registration import REGISTERED, Send, StateChanged, UpstreamRegistration
 from gb28181.cascade.relay import rewrite as rewrite_body
 from gb28181.cascade.share import TCP_MAX_BODY, UDP_MAX_BODY, SharedCatalog
 from gb28181.cascade.share import build as build_shared
@@ -383,6 +383,30 @@ class UpstreamDriver:
             raise QueryError(f"superior {link.cfg.id}: {exc.reason}", kind="transport") from exc
         if response.status >= 300:
             raise QueryError(f"superior {link.cfg.id} answered {response.status}", kind="refused")
+
+    async def alarm_up(self, device_id: str, source_id: str, body: bytes) -> int:
+        """An alarm of a shared device or channel goes up to every registered superior that sees it (GB/T 28181
+        §9.4, alarm notification up the hierarchy): that superior's ID for the source, an SN of ours, its charset.
+        Returns how many superiors took it; a superior that refuses or is silent is logged, not retried."""
+        sent = 0
+        for link in list(self.upstreams.values()):
+            if link.reg.state != REGISTERED:
+                continue
+            shared = await self.shared_catalog(link.cfg.id)
+            shared_id = shared.shared_ids.get((device_id, source_id))
+            if shared_id is None:
+                continue
+            up = rewrite_body(body, sn=self.correlator.new_sn(link.cfg.id), device_id=shared_id,
+                              charset=link.cfg.charset)  # fmt: skip
+            try:
+                await self._send_up(link, up)
+            except QueryError as exc:
+                self.count("alarm:up-failed")
+                log.info("alarm of %s/%s not taken by superior %s: %s", device_id, source_id, link.cfg.id, exc.reason)
+                continue
+            self.count("alarm:up")
+            sent += 1
+        return sent
 
     # ------------------------------------------------------------------ a superior's Catalog subscription
     def _on_subscribe(self, event: RequestReceived) -> None:
