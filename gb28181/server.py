@@ -838,6 +838,8 @@ class Platform(UpstreamDriver):
             positions = position_records(message, user, now)
             if positions:
                 self._spawn(self._store_positions(positions))
+                if self.upstreams:
+                    self._spawn(self.positions_up(user, sorted({p.target_id for p in positions}), body))
         else:
             log.info("%s notification from %s: not a Notify body (%s)", cmd_type, user, type(message).__name__)
 
