@@ -47,7 +47,7 @@ from gb28181.manscdp.messages import (
 )
 from gb28181.notifications import CHANNEL_EVENT, STATUS_EVENTS, alarm_record, catalog_changes, position_records
 from gb28181.operation_service import OperationService
-from gb28181.queries import QUERIES, build_query, render
+from gb28181.queries import build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
 from gb28181.server_upstream import RelayRoute, UpstreamDriver, UpstreamLink
 from gb28181.sn import Correlator, QueryError, check_result
@@ -420,10 +420,9 @@ class Platform(UpstreamDriver):
         The MESSAGE goes where the device is (its own TCP connection when it registered over TCP); a non-2xx
         answer, a transport failure, ``Result ERROR`` and silence past ``[sip] query_timeout`` are QueryErrors.
         """
-        cmd_type, extra = QUERIES[verb]
         device = self._registered(device_id)
         sn = self.correlator.new_sn(device_id)
-        body = build_query(cmd_type, sn, device_id, extra, device.charset)
+        cmd_type, body = build_query(verb, sn, device_id, device.charset)
         self.count(f"query:{cmd_type}")
         data = await self.operations.ask(device_id, sn, cmd_type, cmd_type, body)
         result = render(data)
