@@ -59,6 +59,10 @@ async def exchange(p: Platform, data: bytes) -> list:
         await asyncio.sleep(0)
         if p.endpoint.has_pending():
             break
+    for _ in range(1000):  # on a SQLite store under a loaded machine the commit takes longer: up to 10 s
+        if p.endpoint.has_pending():
+            break
+        await asyncio.sleep(0.01)
     await asyncio.sleep(0.01)
     return [parse_message(t.data) for t in p.endpoint.outgoing()]
 
