@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gb28181.admin import zlm_hooks
 from gb28181.admin.views import apply_settings, device_json, event_json, parse_time
 from gb28181.channel_csv import CsvImportError, export_csv, parse_csv, plan
 from gb28181.channels import channel_json
@@ -92,6 +93,7 @@ class AdminApi:
         app.router.add_get("/api/stats", self.stats)
         self._add_notification_routes(app)
         self._operation_routes(app)
+        zlm_hooks.mount(app, getattr(self.platform, "zlm_hooks", None))  # /zlm/hook/{name}, its own secret
         return app
 
     @web.middleware
