@@ -226,20 +226,25 @@ class ZlmBackend:
         items = [m for m in media.get("data") or [] if isinstance(m, dict) and m.get("stream") == handle]
         stats = stream.stats
         if items:
-            stats.bytes = max(int(m.get("totalBytes", 0) or 0) for m in items)
-            self._arrived(stream)
+            total = max(int(m.get("totalBytes", 0) or 0) for m in items)
+            grew = total > stats.bytes
+            stats.bytes = total
+            self._arrived(stream, fresh=grew)
         info = await self.call("getRtpInfo", stream_id=handle)
         if info.get("exist"):
             stats.connected = stats.connected or stream.spec.transport != UDP
-            self._arrived(stream)
+            self._arrived(stream, fresh=False)
         return stats
 
-    def _arrived(self, stream: _Stream) -> None:
+    def _arrived(self, stream: _Stream, fresh: bool = True) -> None:
+        """The stream is there (hook or API); ``fresh``: media was seen just now (loop time in the stats)."""
+        now = asyncio.get_running_loop().time()
         if not stream.arrived.is_set():
             stream.arrived.set()
-            now = asyncio.get_running_loop().time()
             stream.stats.first_packet = stream.stats.first_packet or now
-        stream.stats.last_packet = asyncio.get_running_loop().time()
+            fresh = True
+        if fresh:
+            stream.stats.last_packet = now
 
     async def close(self, handle: str) -> ReceiverStats:
         stream = self._stream(handle)
@@ -272,8 +277,10 @@ class ZlmBackend:
     async def aclose(self) -> None:
         for handle in list(self._streams):
             await self.close(handle)
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # ------------------------------------------------------------------------------------------ forwards
 

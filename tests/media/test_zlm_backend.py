@@ -117,6 +117,8 @@ async def test_an_argument_zlmediakit_does_not_know_fails_loudly(fake: FakeZlm, 
         await zlm.call("openRtpServer", port=0, stream_id="x", tcpmode=1)
     with pytest.raises(ZlmError, match=r'code -300: Required parameter missed: "stream_id"'):
         await zlm.call("getRtpInfo")
+    with pytest.raises(MediaError, match=r"ZLMediaKit noSuchApi: HTTP 404, not a ZLMediaKit API answer"):
+        await zlm.call("noSuchApi")  # e.g. zlm_url points at another web server
 
 
 async def test_zlmediakit_down_is_retried_then_a_clear_error(http: aiohttp.ClientSession) -> None:
