@@ -170,6 +170,11 @@ class MediaConfig:
     zlm_timeout: float = 5.0  # seconds per API call
     zlm_retries: int = 2  # further attempts when ZLMediaKit is unreachable (idempotent calls also on timeout)
 
+    def __bool__(self) -> bool:
+        """True when the file set anything in [media] (as the former dict was): cli.py warns on it until the
+        composition root wires the backend in."""
+        return self != MediaConfig()
+
 
 @dataclass(frozen=True)
 class Config:

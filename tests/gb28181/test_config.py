@@ -127,6 +127,14 @@ def test_every_section_loads(tmp_path: Path) -> None:
     assert (cfg.admin.listen, cfg.admin.token) == ("0.0.0.0:18081", "admintoken")
 
 
+def test_media_defaults_and_truth(tmp_path: Path) -> None:
+    cfg = load(None)
+    assert (cfg.media.backend, cfg.media.rtp_ports, cfg.media.zlm_timeout, cfg.media.zlm_retries) == (
+        "embedded", "30000-30500", 5.0, 2)
+    assert not cfg.media  # nothing configured: falsy, as the empty [media] table was
+    assert load(write(tmp_path, '[media]\nrtp_ports = "40000-40010"\n')).media
+
+
 def test_admin_tokens_table_loads(tmp_path: Path) -> None:
     # ARCHITECTURE.md: "[admin] listen, token (admin role), and [[admin.tokens]] name, token, role".
     cfg = load(write(tmp_path, FULL))
