@@ -6,6 +6,7 @@ Every value is validated when loaded; ``ConfigError`` carries a message an opera
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field, fields, replace
@@ -169,6 +170,7 @@ class MediaConfig:
     zlm_hook_secret: str = ""
     zlm_timeout: float = 5.0  # seconds per API call
     zlm_retries: int = 2  # further attempts when ZLMediaKit is unreachable (idempotent calls also on timeout)
+    zlm_stream_prefix: str = "gb"  # our stream ids under app rtp; distinct per platform sharing one ZLMediaKit
 
     def __bool__(self) -> bool:
         """True when the file set anything in [media] (as the former dict was): cli.py warns on it until the
@@ -294,6 +296,8 @@ def _validate_media(m: MediaConfig) -> None:
         raise ConfigError("[media] zlm_timeout must be between 0.1 and 120 seconds")
     if not 0 <= m.zlm_retries <= 10:
         raise ConfigError("[media] zlm_retries must be between 0 and 10")
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,16}", m.zlm_stream_prefix):
+        raise ConfigError("[media] zlm_stream_prefix must be 1-16 letters, digits or '-'")
     url = urlsplit(m.zlm_url)
     try:
         port_ok = url.port is None or 0 < url.port <= 65535

@@ -29,5 +29,5 @@ def make_backend(media: MediaConfig, session: aiohttp.ClientSession | None = Non
         if session is None:
             raise ValueError("the zlmediakit backend needs an aiohttp ClientSession")
         return ZlmBackend(session, media.zlm_url, media.zlm_secret, timeout=media.zlm_timeout,
-                          retries=media.zlm_retries)
+                          retries=media.zlm_retries, stream_prefix=media.zlm_stream_prefix)
     raise ValueError(f"unknown media backend {media.backend!r}")

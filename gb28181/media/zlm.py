@@ -174,7 +174,8 @@ class ZlmBackend:
         except ZlmError as exc:
             if exc.code != INVALID_ARGS or "exists" not in exc.msg:
                 raise
-            # a stream of that name survived a restart of ours: it is not in use by us, so take it over
+            # a stream of that name survived a restart of ours (the prefix is ours alone: [media]
+            # zlm_stream_prefix): no session of ours uses it now, so take it over
             log.warning("ZLMediaKit: stream %s already open there; closing and reopening it", handle)
             await self.call("closeRtpServer", stream_id=handle)
             answer = await self.call("openRtpServer", **params)

@@ -212,6 +212,7 @@ def test_t1_accepts_an_integer(tmp_path: Path) -> None:
         ("[media]\nzlm_timeout = 0\n", ["[media] zlm_timeout"]),
         ("[media]\nzlm_retries = 11\n", ["[media] zlm_retries"]),
         ("[media]\nzlm_port = 80\n", ["[media] unknown key 'zlm_port'"]),
+        ('[media]\nzlm_stream_prefix = "gb_1"\n', ["[media] zlm_stream_prefix"]),
         ('[media]\nbackend = "zlmediakit"\n', ["zlm_secret", "api.secret"]),
         ('[media]\nbackend = "zlmediakit"\nzlm_secret = "s"\nzlm_hook_secret = "short"\n',
          ["zlm_hook_secret", "16"]),

@@ -227,8 +227,9 @@ async def test_the_factory_builds_the_configured_backend(http: aiohttp.ClientSes
     embedded = make_backend(MediaConfig(rtp_ports=f"{port}-{port + 1}"), host="127.0.0.1")
     assert isinstance(embedded, EmbeddedBackend) and (embedded.pool.first, embedded.pool.last) == (port, port + 1)
     zlm = make_backend(MediaConfig(backend="zlmediakit", zlm_url="http://127.0.0.1:8080", zlm_secret="s",
-                                   zlm_timeout=3.0, zlm_retries=1), http)
+                                   zlm_timeout=3.0, zlm_retries=1, zlm_stream_prefix="east"), http)
     assert isinstance(zlm, ZlmBackend)
-    assert (zlm.url, zlm.secret, zlm.timeout, zlm.retries) == ("http://127.0.0.1:8080", "s", 3.0, 1)
+    assert (zlm.url, zlm.secret, zlm.timeout, zlm.retries, zlm.prefix) == (
+        "http://127.0.0.1:8080", "s", 3.0, 1, "east")
     with pytest.raises(ValueError, match="ClientSession"):
         make_backend(MediaConfig(backend="zlmediakit"))
