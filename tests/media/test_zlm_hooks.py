@@ -16,7 +16,6 @@ from gb28181.admin.zlm_hooks import make_hooks
 from gb28181.config import MediaConfig
 from gb28181.media.backend import UDP, ReceiverSpec
 from gb28181.media.receiver import EmbeddedBackend
-from tests.e2e.conftest import free_port
 from tests.media.test_receiver_e2e import send_udp as send
 from tests.media.test_receiver_e2e import wait_for
 from tests.media.zlm_rig import HOOK_SECRET, Rig, primer
@@ -98,8 +97,9 @@ async def test_the_admin_app_has_no_hook_route_without_zlmediakit() -> None:
     app = AdminApi(SimpleNamespace(zlm_hooks=hooks), "admintoken", zoneinfo.ZoneInfo("UTC")).app()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         async with aiohttp.ClientSession() as http, http.post(
                 f"http://127.0.0.1:{port}/zlm/hook/on_stream_changed", json={}) as resp:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -36,27 +36,25 @@ class Rig:
 
 @asynccontextmanager
 async def make_rig() -> AsyncIterator[Rig]:
-    async with aiohttp.ClientSession() as http:
-        base = free_port()
-        admin_port = free_port()
-        fake = FakeZlm(SECRET, (base, min(base + 20, 65535)), rtp_timeout=30.0,
-                       hook_url=f"http://127.0.0.1:{admin_port}/zlm/hook/{{name}}?secret={HOOK_SECRET}")
+    base, sink_base = free_port(), free_port()
+    async with aiohttp.ClientSession() as http, AsyncExitStack() as stack:
+        fake = FakeZlm(SECRET, (base, min(base + 20, 65535)), rtp_timeout=30.0)
+        stack.push_async_callback(fake.stop)
         await fake.start()
         zlm = ZlmBackend(http, fake.url, SECRET, timeout=WAIT, retries=0)
+        stack.push_async_callback(zlm.aclose)  # runs first: ZLMediaKit still answers
         hooks = ZlmHooks(zlm, HOOK_SECRET)
         app = AdminApi(SimpleNamespace(zlm_hooks=hooks), "admintoken", zoneinfo.ZoneInfo("UTC")).app()
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", admin_port).start()
-        sink_base = free_port()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        admin_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        fake.hook_url = f"http://127.0.0.1:{admin_port}/zlm/hook/{{name}}?secret={HOOK_SECRET}"
         sink = EmbeddedBackend((sink_base, min(sink_base + 20, 65535)), host="127.0.0.1")
-        try:
-            yield Rig(fake, zlm, hooks, sink, admin_port)
-        finally:
-            await zlm.aclose()
-            await sink.aclose()
-            await fake.stop()
-            await runner.cleanup()
+        stack.push_async_callback(sink.aclose)
+        yield Rig(fake, zlm, hooks, sink, admin_port)
 
 
 PRIMERS = 8  # more than a receiver's reorder warm-up (4 packets)
