@@ -95,7 +95,7 @@ class ZlmHooks:
             log.warning("ZLMediaKit: refused a publisher of %s/%s from %s: no session of ours", app, stream,
                         body.get("ip"))
             return _answer(-1, f"no session for {app}/{stream}")
-        return _answer(enable_hls=False, enable_mp4=False)
+        return _answer()  # ZLMediaKit's own protocol settings apply (HLS, FLV, RTSP for live_urls)
 
     def _on_server_started(self, body: dict[str, Any]) -> web.Response:
         log.warning("ZLMediaKit %s (re)started", body.get("general.mediaServerId") or body.get("mediaServerId") or "")

@@ -313,17 +313,28 @@ class ZlmBackend:
         return (local_port if isinstance(local_port, int) else 0), name
 
     async def _send_when_arrived(self, stream: _Stream, api: str, params: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return await self.call(api, **params)
-        except ZlmError as exc:
-            if exc.code != NOT_FOUND or stream.arrived.is_set():
-                raise
+        """The send call, repeated while ZLMediaKit has no such stream yet, for at most ``timeout``: woken by the
+        on_stream_changed hook, or every half second without hooks."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
             try:
-                await asyncio.wait_for(stream.arrived.wait(), self.timeout)
+                return await self.call(api, **params)
+            except ZlmError as exc:
+                remaining = deadline - loop.time()
+                if exc.code != NOT_FOUND or remaining <= 0 or stream.closed:
+                    if exc.code == NOT_FOUND:
+                        raise MediaError(f"media {stream.handle}: no stream from the device yet, nothing to forward "
+                                         f"(waited {self.timeout:g} s)") from exc
+                    raise
+            pause = min(0.5, remaining)
+            if stream.arrived.is_set():  # ZLMediaKit lost it again, or has not finished registering: no busy loop
+                await asyncio.sleep(pause)
+                continue
+            try:
+                await asyncio.wait_for(stream.arrived.wait(), pause)
             except TimeoutError:
-                raise MediaError(f"media {stream.handle}: no stream from the device yet, nothing to forward "
-                                 f"(waited {self.timeout:g} s)") from exc
-            return await self.call(api, **params)
+                pass
 
     async def stop_forward(self, handle: str, forward: str) -> None:
         stream = self._stream(handle)

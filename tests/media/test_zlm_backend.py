@@ -18,7 +18,9 @@ from gb28181.media.factory import make_backend
 from gb28181.media.receiver import EmbeddedBackend
 from gb28181.media.zlm import ZlmBackend, ZlmError
 from tests.e2e.conftest import free_port
+from tests.media.test_receiver_e2e import WAIT, send_udp
 from tests.media.zlm_fake import FakeZlm
+from tests.media.zlm_rig import primer
 
 SECRET = "035c73f7-bb6b-4889-a715-d9eb2d1925cc"  # ZLMediaKit's default api.secret
 
@@ -182,6 +184,24 @@ async def test_a_forward_needs_a_stream_that_has_arrived(fake: FakeZlm, http: ai
     with pytest.raises(MediaError, match="no forward"):
         await zlm.stop_forward(handle, f"{handle}/1")
     await zlm.close(handle)
+
+
+async def test_a_forward_waits_for_the_stream_without_hooks(fake: FakeZlm, http: aiohttp.ClientSession) -> None:
+    zlm = backend_for(fake, http, timeout=WAIT)  # the fake has no hook URL: the backend polls
+    port, handle = await zlm.open_receiver(ReceiverSpec(UDP))
+    consumer = await asyncio.get_running_loop().create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                                         local_addr=("127.0.0.1", 0))
+    try:
+        forward = asyncio.ensure_future(zlm.forward(handle, ForwardSpec(7, UDP, "127.0.0.1",
+                                                                        consumer[0].get_extra_info("sockname")[1])))
+        await asyncio.sleep(0.1)
+        assert not forward.done()  # ZLMediaKit answered -500: no such stream yet
+        await send_udp(port, primer(5, 0))  # the device starts sending
+        assert (await asyncio.wait_for(forward, WAIT))[1] == f"{handle}/7"
+        assert list(fake.servers[handle].senders) == [7]
+    finally:
+        consumer[0].close()
+        await zlm.aclose()
 
 
 async def test_a_ps_file_is_refused_with_the_reason(fake: FakeZlm, http: aiohttp.ClientSession, tmp_path: Any) -> None:

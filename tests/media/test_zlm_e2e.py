@@ -42,6 +42,7 @@ async def test_udp_live_stream_through_zlmediakit(rig: Rig, tmp_path: Path) -> N
     sink = await relay_to_file(rig, handle, tmp_path / "udp.ps")
     await wait_for(lambda: rig.hooks.counts.get("on_stream_changed") == 2, "on_stream_changed for rtsp and rtmp")
     assert rig.hooks.counts.get("on_publish") == 1
+    assert [answer for name, _, answer in rig.fake.hooks if name == "on_publish"] == [{"code": 0, "msg": "success"}]
     await send_udp(port, packets)
     await finish(rig, handle, sink, len(packets), tmp_path / "udp.ps", expected)
 
