@@ -147,6 +147,41 @@ class AdminConfig:
     tokens: tuple[AdminToken, ...] = ()  # further named tokens with roles (ARCHITECTURE.md)
 
 
+MEDIA_BACKENDS = ("embedded", "zlmediakit")
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """``[media]``: the media backend and the media-session timers (GB/T 28181 §9.2; DECISIONS.md: advertised
+    addresses, live URLs). Kept as a table in ``Config.media`` (other keys belong to the backends) and read here."""
+
+    backend: str = "embedded"
+    rtp_ports: str = "30000-30500"
+    advertise: str = ""  # the IP in our SDP c=; default: the local address towards the device
+    bind: str = "0.0.0.0"  # where the embedded receiver binds its RTP ports
+    zlm_url: str = ""
+    zlm_secret: str = ""
+    invite_timeout: float = 10.0  # seconds a device has to answer an INVITE finally; then CANCEL
+    no_media_timeout: float = 10.0  # seconds without RTP (after the 200 OK, or since the last packet); then BYE
+    live_url_ttl: int = 300  # seconds a signed /live URL may be opened after it was issued
+
+
+def media_settings(raw: dict[str, Any]) -> MediaConfig:
+    """The ``[media]`` table as MediaConfig; ConfigError says what is wrong. Unknown keys are refused."""
+    m = _section(MediaConfig, raw, "media")
+    if m.backend not in MEDIA_BACKENDS:
+        raise ConfigError(f"[media] backend must be one of {', '.join(MEDIA_BACKENDS)}, not {m.backend!r}")
+    first, sep, last = m.rtp_ports.partition("-")
+    if not (sep and first.strip().isdigit() and last.strip().isdigit()
+            and 1024 <= int(first) <= int(last) <= 65535):  # fmt: skip
+        raise ConfigError(f"[media] rtp_ports {m.rtp_ports!r}: expected FIRST-LAST within 1024-65535")
+    if not 0.5 <= m.invite_timeout <= 300 or not 0.5 <= m.no_media_timeout <= 3600:
+        raise ConfigError("[media] invite_timeout must be 0.5-300 s and no_media_timeout 0.5-3600 s")
+    if not 10 <= m.live_url_ttl <= 86400:
+        raise ConfigError("[media] live_url_ttl must be between 10 and 86400 seconds")
+    return m
+
+
 @dataclass(frozen=True)
 class Config:
     platform: PlatformConfig = field(default_factory=PlatformConfig)
@@ -240,6 +275,7 @@ def validate(cfg: Config) -> Config:
     if not 0.1 <= cfg.catalog.inter_packet_timeout <= 600 or not 1 <= cfg.catalog.first_packet_timeout <= 3600:
         raise ConfigError("[catalog] inter_packet_timeout must be 0.1-600 s and first_packet_timeout 1-3600 s")
     _validate_subscribe(cfg.subscribe)
+    media_settings(cfg.media)
     if cfg.keepalive.interval < 1 or cfg.keepalive.max_missed < 1:
         raise ConfigError("[keepalive] interval and max_missed must be positive")
     try:
