@@ -225,12 +225,14 @@ class MediaService:
         pending = self._pending.get(session.id)
         if pending is not None and pending.ready is not None:
             await asyncio.shield(pending.ready)
-        if session.call.over and session.call.error:
-            raise SessionError(f"{session.kind} of {session.channel_id}: {session.call.reason}",
-                               kind="timeout" if "within" in session.call.reason or "did not" in session.call.reason
-                               else "failed")  # fmt: skip
-        if session.call.over:
-            raise SessionError(f"{session.kind} of {session.channel_id} ended: {session.call.reason}", kind="ended")
+        call = session.call
+        if call.state == STREAMING:
+            return
+        reason = call.reason or call.state
+        if call.error:
+            raise SessionError(f"{session.kind} of {session.channel_id}: {reason}",
+                               kind="timeout" if "within" in reason or "did not" in reason else "failed")
+        raise SessionError(f"{session.kind} of {session.channel_id} ended: {reason}", kind="ended")
 
     def _view(self, session: Session, consumer: str) -> dict[str, Any]:
         return {**session.json(), "consumer": consumer, "live": self.live_path(session.id)}
