@@ -52,7 +52,8 @@ from sip.message import Request, new_call_id, new_tag
 log = logging.getLogger("gb28181.media")
 
 SDP_KIND = {PLAY: sdp.PLAY, PLAYBACK: sdp.PLAYBACK, DOWNLOAD: sdp.DOWNLOAD}
-POLL = 0.2  # seconds between looks at the receiver's progress (first packet, last packet)
+POLL = 0.2  # seconds between looks at the call's timers while signalling
+FIRST_PACKET_POLL = 0.01  # seconds between looks for the first RTP packet after the 200 OK
 LIVE_QUEUE = 2048  # RTP payloads a slow HTTP viewer may fall behind before it is cut off
 
 
@@ -372,8 +373,9 @@ class MediaService:
                             self._ready(pending)
                 self._act(session, session.call.handle_timer(now))
                 deadline = session.call.next_deadline()
-                wait = POLL if deadline is None else max(0.0, min(POLL if session.call.state != STREAMING else 1.0,
-                                                                   deadline - now))  # fmt: skip
+                # the first packet is looked for often (it ends the operator's wait), a flowing stream rarely
+                poll = {WAITING_MEDIA: FIRST_PACKET_POLL, STREAMING: 1.0}.get(session.call.state, POLL)
+                wait = poll if deadline is None else max(0.0, min(poll, deadline - now))
                 if session.call.over:
                     break
                 pending.wake.clear()

@@ -11,6 +11,8 @@ import asyncio
 import json
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -117,9 +119,25 @@ async def test_two_viewers_share_one_stream_and_the_last_one_ends_it(tmp_path: P
         assert await cli(srv, "sessions") == []
         err = await cli(srv, "play", "34020000001329999999", ok=False)
         assert "34020000001329999999" in str(err)
+        row = await cli(srv, "play", CAMERA)
+        assert isinstance(row, dict)
+        url = srv.admin + row["live"]
+        status = await asyncio.to_thread(http_status, url[:-2] + ("AA" if not url.endswith("AA") else "BB"))
+        assert status == 403  # a tampered live token
+        assert await asyncio.to_thread(http_status, srv.admin + f"/live/{row['id']}") == 403  # none at all
+        assert await srv.stop() == 0
+        assert len(device.byes) == 2  # shutdown ends the open session with BYE
     finally:
         device.close()
         await srv.stop()
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=20) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
 
 
 async def test_playback_pause_resume_scale_then_stop(tmp_path: Path) -> None:
