@@ -15,11 +15,12 @@ from tests.e2e.serve_helpers import Server
 pytestmark = pytest.mark.e2e
 
 
-async def started(tmp_path: Path, ooc: str) -> tuple[Server, str, asyncio.Task[tuple[int, str, str]]]:
+async def started(tmp_path: Path, ooc: str, invite_timeout: float = 2) -> tuple[Server, str,
+                                                                               asyncio.Task[tuple[int, str, str]]]:
     base = free_port()
     srv = Server(tmp_path, sip_extra='password = "12345678"',
                  extra=f'[media]\nrtp_ports = "{base}-{min(base + 10, 65535)}"\nbind = "127.0.0.1"\n'
-                       'invite_timeout = 2\nno_media_timeout = 1.5\n')  # fmt: skip
+                       f'invite_timeout = {invite_timeout}\nno_media_timeout = 1.5\n')  # fmt: skip
     await srv.start()
     (device,) = write_users(tmp_path / "u.csv", 1)
     args = sipp_command(srv.sip_port, "u1", 1, 1, "-sf", str(SCENARIOS / "sipp-device-registers-and-waits.xml"),
@@ -55,7 +56,7 @@ async def test_invite_200_ack_then_bye_when_no_media_comes(tmp_path: Path) -> No
 
 
 async def test_operator_stop_cancels_a_pending_invite(tmp_path: Path) -> None:
-    srv, device, sipp = await started(tmp_path, "sipp-uas-invite-cancel.xml")
+    srv, device, sipp = await started(tmp_path, "sipp-uas-invite-cancel.xml", invite_timeout=12)  # the operator first
     try:
         play = asyncio.create_task(cli(srv, "play", device))
         for _ in range(200):
