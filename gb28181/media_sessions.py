@@ -16,6 +16,7 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from typing import Any
 
 from gb28181 import sdp
@@ -139,6 +140,7 @@ class MediaService:
         wall: Callable[[], float],
         count: Callable[[str], None],
         live_secret: bytes,
+        tz: tzinfo = UTC,
     ) -> None:
         """``device_of(id)`` is the registered device (with ``transport``/``address``; QueryError otherwise);
         ``status_of``/``owners_of`` resolve a channel to the device that serves it (operations.resolve)."""
@@ -156,6 +158,7 @@ class MediaService:
         self.wall = wall
         self.count = count
         self.live_secret = live_secret
+        self.tz = tz
         self.table = SessionTable()
         self.ssrcs = sdp.SsrcAllocator(domain)
         self._pending: dict[str, _Pending] = {}  # session id ->
@@ -236,7 +239,7 @@ class MediaService:
         raise SessionError(f"{session.kind} of {session.channel_id} ended: {reason}", kind="ended")
 
     def _view(self, session: Session, consumer: str) -> dict[str, Any]:
-        return {**session.json(), "consumer": consumer, "live": self.live_path(session.id)}
+        return {**session.json(self.tz), "consumer": consumer, "live": self.live_path(session.id)}
 
     def live_path(self, ident: str) -> str:
         session = self._find(ident)
@@ -247,13 +250,13 @@ class MediaService:
         out = []
         for session in self.table:
             self._refresh_stats(session)
-            out.append(session.json())
+            out.append(session.json(self.tz))
         return out
 
     def show(self, ident: str) -> dict[str, Any]:
         session = self._find(ident)
         self._refresh_stats(session)
-        return session.json()
+        return session.json(self.tz)
 
     def _find(self, ident: str) -> Session:
         session = self.table.find(ident)
@@ -270,11 +273,11 @@ class MediaService:
             _, last = self.table.leave(ident)
             log.info("media %s: consumer %s left (%d left)", session.id, ident, len(session.consumers))
             if not last:
-                return {**session.json(), "left": ident}
+                return {**session.json(self.tz), "left": ident}
         else:
             session = self._find(ident)
         await self._end(session, STOP)
-        return session.json()
+        return session.json(self.tz)
 
     async def control(self, ident: str, action: str, *, scale: float | None = None,
                       position: float | None = None) -> dict[str, Any]:
@@ -312,7 +315,7 @@ class MediaService:
         elif action == "scale" and scale is not None:
             session.scale = scale
         self.count(f"media:info:{action}")
-        return {**session.json(), "action": action}
+        return {**session.json(self.tz), "action": action}
 
     # -------------------------------------------------------------------------------------- session life
 

@@ -923,7 +923,7 @@ class Platform:
             cfg=media_settings(self.cfg.media), platform_id=self.cfg.sip.id, domain=self.cfg.domain,
             backend=backend, endpoint=self.endpoint, flush=self.flush, device_of=self._registered,
             status_of=status_of, owners_of=owners_of, local_address=local_address, mono=self.mono, wall=self.wall,
-            count=self.count, live_secret=hmac.digest(self.secrets.nonce_secret, b"live-urls", "sha256"),
+            count=self.count, live_secret=hmac.digest(self.secrets.nonce_secret, b"live-urls", "sha256"), tz=self.tz,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ liveness clock

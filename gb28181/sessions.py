@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from gb28181.invite import Call
@@ -51,12 +52,14 @@ class Session:
     def state(self) -> str:
         return self.call.state
 
-    def json(self) -> dict[str, Any]:
+    def json(self, tz: tzinfo = UTC) -> dict[str, Any]:
+        """The session table row (DECISIONS.md: times ISO 8601 with offset, in the platform timezone)."""
         s = self.stats
         return {
             "id": self.id, "channel": self.channel_id, "device_id": self.device_id, "kind": self.kind,
             "transport": self.transport, "ssrc": self.ssrc, "media_port": self.media_port,
-            "media_address": self.media_address, "consumers": sorted(self.consumers), "started": self.started,
+            "media_address": self.media_address, "consumers": sorted(self.consumers),
+            "started": datetime.fromtimestamp(self.started, tz).isoformat(timespec="seconds"),
             "state": self.state, "reason": self.call.reason, "error": self.call.error,
             "packets": s.packets if s else 0, "bytes": s.bytes if s else 0, "lost": s.lost if s else 0,
             "start": self.start or None, "end": self.end or None, "paused": self.paused, "scale": self.scale,

@@ -177,6 +177,7 @@ def test_session_table_shares_live_streams_and_counts_consumers() -> None:
     table.remove(live)
     assert table.find(live.id) is None and len(table) == 2
     assert live.json()["consumers"] == [] and live.json()["kind"] == PLAY
+    assert live.json()["started"] == "1970-01-01T00:00:00+00:00"  # ISO 8601 with offset (DECISIONS.md)
     with pytest.raises(SessionError):
         session(table, "ch3", "talk")
     full = SessionTable(max_sessions=1)
