@@ -86,9 +86,12 @@ class LiveFeed:
     def __call__(self, packet: Any) -> None:
         payload = packet.payload
         if not self.started:
-            if not (payload.startswith(b"\x00\x00\x01\xba") and b"\x00\x00\x01\xbb" in payload[:64]):
+            # a pack header followed by a system header; devices that do not align packs to RTP packets too
+            at = bytes(payload).find(b"\x00\x00\x01\xba")
+            if at < 0 or b"\x00\x00\x01\xbb" not in payload[at:at + 64]:
                 return
             self.started = True
+            payload = payload[at:]
         if self.overflow:
             return
         try:

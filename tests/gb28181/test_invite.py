@@ -196,3 +196,19 @@ def test_signed_live_urls() -> None:
     assert not check_live(secret, "s1", token[:-1] + ("A" if token[-1] != "A" else "B"), 999.0)
     assert not check_live(secret, "s1", "2000.", 999.0) and not check_live(secret, "s1", "", 0.0)
     assert not check_live(secret, "s1", "1" * 40 + ".x", 0.0)
+
+
+async def test_live_feed_starts_on_a_keyframe_pack_even_when_packs_are_not_rtp_aligned() -> None:
+    from types import SimpleNamespace
+
+    from gb28181.media_sessions import LiveFeed
+
+    pack = b"\x00\x00\x01\xba" + b"\x44" * 10
+    system = b"\x00\x00\x01\xbb" + b"\x00" * 8
+    feed = LiveFeed()
+    feed(SimpleNamespace(payload=pack + b"\x00\x00\x01\xe0 p-frame"))  # no system header: not a start
+    feed(SimpleNamespace(payload=b"tail of a frame" + pack + system + b"I"))
+    feed(SimpleNamespace(payload=b"next"))
+    assert feed.queue.get_nowait() == pack + system + b"I" and feed.queue.get_nowait() == b"next"
+    feed.end()
+    assert feed.queue.get_nowait() is None
