@@ -187,7 +187,10 @@ class MediaService:
         if kind == PLAY:
             shared = self.table.shared(channel_id, stream_number)
             if shared is None and (channel_id, stream_number) in self._starting:
-                shared = await asyncio.shield(self._starting[(channel_id, stream_number)])
+                await asyncio.shield(self._starting[(channel_id, stream_number)])
+                shared = self.table.shared(channel_id, stream_number)
+                if shared is None:
+                    raise SessionError(f"the live stream of {channel_id} failed to start", kind="failed")
             if shared is not None:
                 self.count("media:shared")
                 consumer = self.table.join(shared, what)
@@ -219,7 +222,15 @@ class MediaService:
             consumer = self.table.join(session, what)
             pending = self._pending[session.id] = _Pending(
                 session, wake=asyncio.Event(), ready=asyncio.get_running_loop().create_future(), feeds=[])
-            await self._open(session, pending)
+            try:
+                await self._open(session, pending)
+            except SessionError:
+                raise
+            except Exception as exc:  # the device went away meanwhile, a bad offer: nothing may stay allocated
+                log.warning("media %s: could not start: %s", session.id, exc)
+                await self._discard(session)
+                raise SessionError(f"cannot start {kind} of {channel_id}: {getattr(exc, 'reason', exc)}",
+                                   kind="failed") from exc
         finally:
             if starting is not None:
                 self._starting.pop(key, None)
@@ -520,6 +531,14 @@ class MediaService:
             "media %s: %s of %s ended: %s (%d packets, %d bytes, %d lost)", session.id, session.kind,
             session.channel_id, action.reason, stats.packets if stats else 0, stats.bytes if stats else 0,
             stats.lost if stats else 0)  # fmt: skip
+
+    async def _discard(self, session: Session) -> None:
+        if session.handle:
+            try:
+                await self.backend.close(session.handle)
+            except MediaError:
+                pass
+        self._forget(session)
 
     def _forget(self, session: Session) -> None:
         self._pending.pop(session.id, None)

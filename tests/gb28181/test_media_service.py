@@ -254,3 +254,16 @@ async def test_device_bye_releases_and_media_status_ends_a_download() -> None:
             break
         await asyncio.sleep(0.01)
     assert "h2" in h.backend.closed and h.media.list() == []
+
+
+async def test_a_device_gone_before_the_invite_leaves_nothing_allocated() -> None:
+    h = Harness()
+
+    def gone(device_id: str) -> Any:
+        raise RuntimeError("device 34020000001320000003 is not registered")
+
+    h.media.device_of = gone
+    with pytest.raises(SessionError, match="not registered") as info:
+        await h.media.start(DEVICE, "play")
+    assert info.value.kind == "failed"
+    assert h.media.list() == [] and h.media.ssrcs.in_use() == frozenset() and h.backend.stats_of == {}
