@@ -47,8 +47,6 @@ def serve(config_path: str | None, log_level: str, **flags: object) -> None:
     except config_mod.ConfigError as exc:
         click.echo(f"gb28181: config error: {exc}", err=True)
         sys.exit(2)
-    if cfg.media:
-        logging.getLogger("gb28181").warning("[media] is not implemented in this version; ignored")
     try:
         import uvloop
     except ImportError:  # uvloop does not exist on Windows
@@ -1012,6 +1010,166 @@ def simulate(server: str, transport: str | None, as_json: bool, log_level: str, 
         click.echo(f"  {name:<24} {row['registered']}/{row['devices']} registered, {row['channels']} catalog items")
     for key in ("register-sent", "keepalive-sent", "keepalive-ok", "messages-sent", "notify-sent"):
         click.echo(f"  {key:<24} {summary['stats'].get(key, 0)}")
+
+
+
+# ---------------------------------------------------------------------------------------------- media sessions
+TRANSPORTS = ["udp", "tcp-passive", "tcp-active"]
+transport_option = click.option("--transport", type=click.Choice(TRANSPORTS), default="udp", show_default=True,
+                                help="Media transport, named from the platform's side (tcp-passive: we listen).")
+output_option = click.option("--output", type=click.Path(dir_okay=False, writable=True),
+                             help="Write the PS stream to FILE (else print the live URL and return).")
+
+
+def _stream_to(client: Admin, live: str, output: str, seconds: float | None, progress: int | None = None) -> int:
+    """Read the session's live PS stream into ``output`` for ``seconds`` (from the first byte), or until the
+    platform ends it; returns the bytes written. ``progress``: expected size, for a progress line on stderr."""
+    import time
+
+    req = urllib.request.Request(client.url + live)
+    written = 0
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp, open(output, "wb") as out:
+            first: float | None = None
+            shown = 0.0
+            for _ in range(10**9):  # bounded by --seconds or by the end of the stream
+                chunk = resp.read1(65536)
+                if not chunk:
+                    break
+                now = time.monotonic()
+                first = now if first is None else first
+                out.write(chunk)
+                written += len(chunk)
+                if progress is not None and now - shown >= 1:
+                    shown = now
+                    pct = f" ({100 * written / progress:.0f}%)" if progress else ""
+                    click.echo(f"\r{written / 1e6:.1f} MB{pct}", nl=False, err=True)
+                if seconds is not None and now - first >= seconds:
+                    break
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except (ValueError, AttributeError):
+            message = exc.reason
+        raise click.ClickException(f"live stream: {exc.code} {message}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise click.ClickException(f"live stream: {getattr(exc, 'reason', exc)}") from exc
+    if progress is not None:
+        click.echo("", err=True)
+    return written
+
+
+def _run_session(client: Admin, row: dict[str, Any], output: str | None, seconds: float | None, as_json: bool,
+                 progress: bool = False) -> None:
+    url = client.url + row["live"]
+    if output is None:
+        _done({**row, "url": url}, as_json, f"session {row['id']} (consumer {row['consumer']}): {row['kind']} of "
+              f"{row['channel']} over {row['transport']}, SSRC {row['ssrc']}\n{url}\n"
+              f"stop it with: gb28181 stop {row['consumer']}")  # fmt: skip
+        return
+    try:
+        size = _stream_to(client, row["live"], output, seconds, (row.get("filesize") or 0) if progress else None)
+    finally:
+        try:
+            final = client.call("POST", f"/api/sessions/{urllib.parse.quote(row['consumer'])}/stop", {}, timeout=120)
+        except click.ClickException:  # the session already ended (download complete, device BYE)
+            final = row
+    _done({**final, "output": output, "written": size}, as_json,
+          f"{size} bytes of {row['kind']} of {row['channel']} written to {output} (session {row['id']})")
+
+
+@main.command()
+@click.argument("channel_id", metavar="CHANNEL")
+@click.option("--seconds", type=click.FloatRange(0, min_open=True), help="With --output: stop after N seconds.")
+@output_option
+@transport_option
+@json_option
+@admin_option
+@db_option
+def play(channel_id: str, seconds: float | None, output: str | None, transport: str, as_json: bool, admin_url: str,
+         db: str) -> None:  # fmt: skip
+    """Live video of CHANNEL (GB/T 28181 §9.2): a viewer of its one shared stream."""
+    client = _client(admin_url, db)
+    row = client.call("POST", _channel_path(channel_id, "play"), {"transport": transport}, timeout=120)
+    _run_session(client, row, output, seconds, as_json)
+
+
+def _history_command(kind: str, doc: str) -> None:
+    @main.command(kind, help=doc)
+    @click.argument("channel_id", metavar="CHANNEL")
+    @click.option("--start", required=True, help="ISO 8601 (platform timezone), epoch seconds or -1h.")
+    @click.option("--end", required=True, help="Same forms as --start.")
+    @click.option("--speed", type=click.IntRange(1, 32), default=1, show_default=True,
+                  help="Download speed factor (download) or playback scale (playback: 1, 2, 4).")
+    @click.option("--seconds", type=click.FloatRange(0, min_open=True), help="With --output: stop after N seconds.")
+    @output_option
+    @transport_option
+    @json_option
+    @admin_option
+    @db_option
+    def command(channel_id: str, start: str, end: str, speed: int, seconds: float | None, output: str | None,
+                transport: str, as_json: bool, admin_url: str, db: str) -> None:  # fmt: skip
+        client = _client(admin_url, db)
+        body: dict[str, Any] = {"transport": transport, "start": start, "end": end}
+        if kind == "download":
+            body["speed"] = speed
+        row = client.call("POST", _channel_path(channel_id, kind), body, timeout=120)
+        if kind == "playback" and speed != 1:
+            row = {**row, **client.call("POST", f"/api/sessions/{row['id']}/control",
+                                        {"action": "scale", "scale": speed}, timeout=60)}  # fmt: skip
+        _run_session(client, row, output, seconds, as_json, progress=kind == "download" and not as_json)
+
+
+_history_command("playback", "Recorded video of CHANNEL between --start and --end (§9.8), as a stream.")
+_history_command("download", "Download CHANNEL's recording between --start and --end (§9.9) into --output.")
+
+
+@main.command()
+@json_option
+@admin_option
+@db_option
+def sessions(as_json: bool, admin_url: str, db: str) -> None:
+    """Media sessions: live, playback and download streams the platform receives, with their consumers."""
+    rows = _client(admin_url, db).call("GET", "/api/sessions")
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        row["consumers"] = len(row["consumers"])
+    _print_table(rows, ["id", "channel", "kind", "transport", "ssrc", "state", "consumers", "packets", "bytes", "lost",
+                        "media_address"])  # fmt: skip
+
+
+@main.command()
+@click.argument("ident", metavar="SESSION")
+@json_option
+@admin_option
+@db_option
+def stop(ident: str, as_json: bool, admin_url: str, db: str) -> None:
+    """End SESSION (for every consumer), or remove one consumer (the stream ends with its last consumer)."""
+    row = _client(admin_url, db).call("POST", f"/api/sessions/{urllib.parse.quote(ident)}/stop", {}, timeout=120)
+    text = (f"consumer {row['left']} left session {row['id']} ({len(row['consumers'])} consumers remain)"
+            if row.get("left") else f"session {row['id']} ended: {row.get('reason') or row['state']}")
+    _done(row, as_json, text)
+
+
+@main.command("playback-control")
+@click.argument("ident", metavar="SESSION")
+@click.argument("action", type=click.Choice(["pause", "resume", "scale", "seek"]))
+@click.argument("value", type=float, required=False)
+@json_option
+@admin_option
+@db_option
+def playback_control(ident: str, action: str, value: float | None, as_json: bool, admin_url: str, db: str) -> None:
+    """Pause, resume, change the speed (scale VALUE) of, or seek (VALUE seconds) a playback (MANSRTSP INFO)."""
+    body: dict[str, Any] = {"action": action}
+    if action in ("scale", "seek"):
+        if value is None:
+            raise click.UsageError(f"{action} needs a VALUE")
+        body["scale" if action == "scale" else "position"] = value
+    row = _client(admin_url, db).call("POST", f"/api/sessions/{urllib.parse.quote(ident)}/control", body, timeout=60)
+    _done(row, as_json, f"{action} sent to session {row['id']} ({'paused' if row['paused'] else 'playing'}, "
+          f"scale {row['scale']:g})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -263,25 +263,34 @@ MEDIA_BACKENDS = ("embedded", "zlmediakit")
 
 @dataclass(frozen=True)
 class MediaConfig:
-    """``[media]``: which backend receives RTP (``gb28181/media/``) and, for ZLMediaKit, how to reach it.
+    """``[media]``: which backend receives RTP (``gb28181/media/``), how to reach ZLMediaKit, and the media-session
+    timers (GB/T 28181 §9.2; DECISIONS.md: advertised addresses, live URLs).
 
     ``zlm_secret`` is ZLMediaKit's ``api.secret``; ``zlm_hook_secret`` is ours, carried by the hook URLs configured
     in ZLMediaKit (``.../zlm/hook/on_stream_changed?secret=...``), never the operator token (DECISIONS.md)."""
 
     backend: str = "embedded"  # "embedded" | "zlmediakit"
     rtp_ports: str = "30000-30500"  # the embedded receiver's ports (ZLMediaKit uses its own rtp_proxy.port_range)
-    advertise: str = ""  # IP put in SDP c= (for zlmediakit: the address devices reach ZLMediaKit's RTP ports on)
+    advertise: str = ""  # IP put in SDP c= (default: the local address towards the device; for zlmediakit: the
+    # address devices reach ZLMediaKit's RTP ports on)
+    bind: str = "0.0.0.0"  # where the embedded receiver binds its RTP ports
     zlm_url: str = "http://127.0.0.1:80"  # ZLMediaKit's HTTP API base
     zlm_secret: str = ""
     zlm_hook_secret: str = ""
     zlm_timeout: float = 5.0  # seconds per API call
     zlm_retries: int = 2  # further attempts when ZLMediaKit is unreachable (idempotent calls also on timeout)
     zlm_stream_prefix: str = "gb"  # our stream ids under app rtp; distinct per platform sharing one ZLMediaKit
+    invite_timeout: float = 10.0  # seconds a device has to answer an INVITE finally; then CANCEL
+    no_media_timeout: float = 10.0  # seconds without RTP (after the 200 OK, or since the last packet); then BYE
+    live_url_ttl: int = 300  # seconds a signed /live URL may be opened after it was issued
 
-    def __bool__(self) -> bool:
-        """True when the file set anything in [media] (as the former dict was): cli.py warns on it until the
-        composition root wires the backend in."""
-        return self != MediaConfig()
+
+def media_settings(raw: MediaConfig | dict[str, Any]) -> MediaConfig:
+    """The ``[media]`` settings, checked: a loaded MediaConfig as it is, or a table (tests, tools) read and
+    validated; ConfigError says what is wrong. Unknown keys are refused."""
+    m = raw if isinstance(raw, MediaConfig) else _section(MediaConfig, raw, "media")
+    _validate_media(m)
+    return m
 
 
 @dataclass(frozen=True)
@@ -380,6 +389,7 @@ def validate(cfg: Config) -> Config:
     if cfg.catalog.sync_interval != 0 and not 60 <= cfg.catalog.sync_interval <= 30 * 86400:
         raise ConfigError("[catalog] sync_interval must be 0 (off) or 60 s to 30 days")
     _validate_subscribe(cfg.subscribe)
+    media_settings(cfg.media)
     if cfg.keepalive.interval < 1 or cfg.keepalive.max_missed < 1:
         raise ConfigError("[keepalive] interval and max_missed must be positive")
     try:
@@ -405,6 +415,12 @@ def _validate_media(m: MediaConfig) -> None:
         raise ConfigError(f"[media] {exc}") from exc
     if m.advertise and not _is_ip(m.advertise):
         raise ConfigError(f"[media] advertise must be an IP address, not {m.advertise!r}")
+    if not _is_ip(m.bind):
+        raise ConfigError(f"[media] bind must be an IP address, not {m.bind!r}")
+    if not 0.5 <= m.invite_timeout <= 300 or not 0.5 <= m.no_media_timeout <= 3600:
+        raise ConfigError("[media] invite_timeout must be 0.5-300 s and no_media_timeout 0.5-3600 s")
+    if not 10 <= m.live_url_ttl <= 86400:
+        raise ConfigError("[media] live_url_ttl must be between 10 and 86400 seconds")
     if not 0.1 <= m.zlm_timeout <= 120:
         raise ConfigError("[media] zlm_timeout must be between 0.1 and 120 seconds")
     if not 0 <= m.zlm_retries <= 10:
@@ -422,8 +438,10 @@ def _validate_media(m: MediaConfig) -> None:
         if not m.zlm_secret:
             raise ConfigError('[media] backend = "zlmediakit" needs zlm_secret (api.secret in its config.ini)')
         if len(m.zlm_hook_secret) < 16 or not m.zlm_hook_secret.isascii() or not m.zlm_hook_secret.isprintable():
-            raise ConfigError("[media] backend = \"zlmediakit\" needs zlm_hook_secret: at least 16 printable ASCII "
-                              "characters, put in the hook URLs configured in ZLMediaKit (?secret=...)")
+            raise ConfigError(
+                '[media] backend = "zlmediakit" needs zlm_hook_secret: at least 16 printable ASCII '
+                "characters, put in the hook URLs configured in ZLMediaKit (?secret=...)"
+            )
 
 
 def _is_ip(text: str) -> bool:

@@ -7,6 +7,7 @@ Every registration outcome is logged on one line with its reason and counted (``
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -20,14 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from gb28181.admin.app import AdminApi
+from gb28181.admin.zlm_hooks import make_hooks
 from gb28181.catalog import CatalogAssembler, Commit
 from gb28181.catalog import diff as catalog_diff
 from gb28181.catalog_schedule import CatalogSchedule
 from gb28181.channels import to_channel
-from gb28181.config import Config
+from gb28181.config import Config, media_settings
 from gb28181.devices import DeviceService
 from gb28181.keepalive import EXPIRED, LivenessPolicy
 from gb28181.manscdp import Envelope, ManscdpError
@@ -45,6 +48,9 @@ from gb28181.manscdp.messages import (
     CatalogResponse,
     MobilePositionNotify,
 )
+from gb28181.media.backend import MediaBackend
+from gb28181.media.factory import make_backend
+from gb28181.media_sessions import MediaService
 from gb28181.notifications import CHANNEL_EVENT, STATUS_EVENTS, alarm_record, catalog_changes, position_records
 from gb28181.operation_service import OperationService
 from gb28181.queries import build_query, render
@@ -74,7 +80,9 @@ from sip.endpoint import (
     Event,
     Peer,
     RequestReceived,
+    ResponseReceived,
     StatelessAnswer,
+    TransactionFailed,
 )
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Headers
@@ -140,6 +148,8 @@ class Platform(UpstreamDriver):
     mono: Callable[[], float] = time.monotonic
     batch_interval: float = 1.0
     counters: dict[str, int] = field(default_factory=dict)
+    media_backend: Any = None  # a gb28181.media.backend.MediaBackend; run() builds it from [media]
+    zlm_hooks: Any = None  # gb28181.admin.zlm_hooks.ZlmHooks when the backend is ZLMediaKit; run() sets it
 
     def __post_init__(self) -> None:
         s = self.cfg.sip
@@ -189,6 +199,7 @@ class Platform(UpstreamDriver):
         self.upstreams: dict[str, UpstreamLink] = {}  # superiors we register to, by ID (cascade)
         self.relay_routes: dict[tuple[str, int], RelayRoute] = {}  # (device, our SN) -> a superior's query
         self.devices.on_channel_status = self.catalog_changed  # superiors' catalog subscriptions hear of it
+        self._init_media()
 
     def count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
@@ -201,6 +212,13 @@ class Platform(UpstreamDriver):
     def handle(self, event: Event) -> None:
         if isinstance(event, ConnectionClosed):
             self.devices.connection_closed(str(event.peer))
+            return
+        if isinstance(event, ResponseReceived | TransactionFailed):
+            try:
+                self.media.on_response(event)
+            except Exception:  # the error boundary, as below
+                self.count("internal-error")
+                log.exception("internal error handling a %s response", event.request.method)
             return
         if not isinstance(event, RequestReceived) or event.tx is None:
             return
@@ -231,6 +249,8 @@ class Platform(UpstreamDriver):
             self._on_subscribe(event)  # a superior's Catalog subscription (gb28181/server_upstream.py)
         elif method == "OPTIONS":
             self.endpoint.reply(event, 200, headers=[("Allow", ALLOW)], now=self.mono())
+        elif method == "BYE":
+            self.media.on_bye(event)
         else:
             self.endpoint.reply(event, 405, headers=[("Allow", ALLOW)], now=self.mono())
 
@@ -410,6 +430,8 @@ class Platform(UpstreamDriver):
                     pending.handle.set_result(req.body)
                 except QueryError as exc:
                     pending.handle.set_exception(exc)
+        elif env.kind == "Notify" and env.cmd_type == "MediaStatus":
+            self.media.on_media_status(user, env.device_id, env.fields.get("NotifyType", ""), req.call_id)
         elif env.kind == "Notify" and env.cmd_type in KIND_OF_CMD:
             self._on_device_notify(user, req.body, env.cmd_type, via="message")
 
@@ -754,6 +776,8 @@ class Platform(UpstreamDriver):
     def _claim_unknown(self, request: Request) -> bool:
         """Before the stack answers 481 (DECISIONS.md: Dialog layer): a NOTIFY of a registered device whose
         dialog we lost (a platform restart) is taken as an unsolicited one (spec digest §9, quirk 30)."""
+        if request.method == "MESSAGE" and b"MediaStatus" in request.body:
+            return True  # DECISIONS.md: MediaStatus with tags that match no dialog, routed by Call-ID / channel
         if request.method != "NOTIFY":
             return False
         try:
@@ -940,6 +964,27 @@ class Platform(UpstreamDriver):
         )
         return {"device_id": device_id, "result": "OK", "reset": marked}
 
+    # ------------------------------------------------------------------ media sessions (§9.2, §9.8, §9.9)
+    def _init_media(self) -> None:
+        async def owners_of(channel_id: str) -> list[str]:
+            return [c.device_id for c in await self.store.find_channels(channel_id)]
+
+        def status_of(device_id: str) -> str | None:
+            device = self.devices.devices.get(device_id)
+            return device.status if device is not None and self.devices.is_registered(device_id) else None
+
+        def local_address(peer: Peer) -> tuple[str, int]:
+            local = self.endpoint.local_address or (self.runner.local_address if self.runner else None)
+            return local(peer) if local is not None else ("127.0.0.1", 5060)
+
+        backend = self.media_backend or _media_backend(self.cfg)
+        self.media = MediaService(
+            cfg=media_settings(self.cfg.media), platform_id=self.cfg.sip.id, domain=self.cfg.domain,
+            backend=backend, endpoint=self.endpoint, flush=self.flush, device_of=self._registered,
+            status_of=status_of, owners_of=owners_of, local_address=local_address, mono=self.mono, wall=self.wall,
+            count=self.count, live_secret=hmac.digest(self.secrets.nonce_secret, b"live-urls", "sha256"), tz=self.tz,
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ liveness clock
     async def liveness_loop(self, interval: float = 1.0) -> None:
         while True:
@@ -977,7 +1022,20 @@ async def run(
         log.error("cannot open the registry %s: %s", cfg.registry.database, exc)
         return 2
     loop = asyncio.get_running_loop()
-    platform = Platform(cfg, sec, store, wall=time.time, mono=loop.time, batch_interval=batch_interval)
+    media = media_settings(cfg.media)
+    # ZLMediaKit is reached over HTTP: one client session for the platform's life, closed at the end.
+    http = aiohttp.ClientSession() if media.backend == "zlmediakit" else None
+    try:
+        backend = make_backend(media, http, host=media.bind)
+    except ValueError as exc:
+        log.error("media: %s", exc)
+        if http is not None:
+            await http.close()
+        await store.close()
+        return 2
+    platform = Platform(cfg, sec, store, wall=time.time, mono=loop.time, batch_interval=batch_interval,
+                        media_backend=backend)
+    platform.zlm_hooks = make_hooks(media, backend)  # mounted by the admin API on /zlm/hook/ (its own secret)
     await platform.devices.start()
     runner = SipRunner(
         platform.endpoint,
@@ -1007,6 +1065,8 @@ async def run(
         if admin_runner is not None:
             await admin_runner.cleanup()
         await platform.devices.stop()
+        if http is not None:
+            await http.close()
         await store.close()
         return 2
     if sec.generated:
@@ -1034,13 +1094,25 @@ async def run(
     await stop.wait()
     log.info("stopping: %d devices online", sum(1 for d in platform.devices.devices.values() if d.status == "online"))
     ticker.cancel()
+    await platform.media.aclose()  # BYE every media session while the transport is still up
     await platform.operations.stop_moving()  # timed PTZ stops still pending go out before the transport closes
     await platform.stop_upstreams()  # unregister from superiors (Expires 0) while the transport still runs
     await runner.close()
     await admin_runner.cleanup()
     await platform.devices.stop()  # records platform-stop and flushes the batches
+    if http is not None:
+        await http.close()
     await store.close()
     return 0
+
+
+def _media_backend(cfg: Config) -> MediaBackend:
+    """A Platform built without ``run()`` (tests, tools): the embedded receiver unless told otherwise; ``run()``
+    builds the configured backend itself (ZLMediaKit needs an HTTP session it owns)."""
+    media = media_settings(cfg.media)
+    if media.backend != "embedded":
+        raise ValueError(f"[media] backend {media.backend!r} needs run() (it owns the HTTP session)")
+    return make_backend(media, None, host=media.bind)
 
 
 def _address(peer: Peer) -> str:

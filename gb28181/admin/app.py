@@ -19,6 +19,11 @@ DELETE /api/upstreams/{id}/shares/{item} · GET /api/upstreams/{id}/catalog (wha
 
 Reports: GET /api/reports/online[?by=&level=&since=&until=] · GET /api/reports/report?period=day|week[&date=&format=] ·
 GET /api/reports/quality[?format=json|csv]
+
+Media sessions (§9.2, §9.8, §9.9): POST /api/channels/{id}/{play|playback|download} {transport, start, end, speed} ·
+GET /api/sessions · GET /api/sessions/{id} · POST /api/sessions/{id}/stop (a session, or one consumer) ·
+POST /api/sessions/{id}/control {action: pause|resume|scale|seek, scale, position} ·
+GET /live/{session}?token= (no bearer: the signed token of the live URL, DECISIONS.md) serves the PS stream.
 """
 
 from __future__ import annotations
@@ -41,12 +46,14 @@ from gb28181.channel_csv import CsvImportError, export_csv, parse_csv, plan
 from gb28181.channels import channel_json
 from gb28181.ids import GbId, InvalidId
 from gb28181.manscdp.ptz import DEFAULT_SPEED
+from gb28181.media_sessions import check_live
 from gb28181.notifications import alarm_json, position_json
 from gb28181.operations import OperationError
 from gb28181.reports import gather
 from gb28181.reports.online import CIVIL_LEVELS, GROUPINGS, midnight, span_period
 from gb28181.reports.quality import offenders_csv
 from gb28181.reports.render import FORMATS, Report, annotation_json, ids_json, online_json, render, report_json
+from gb28181.sessions import SessionError
 from gb28181.sn import QueryError
 from registry.models import SHARE_ALL, VIDEO, Device, Share
 from registry.store import StoreError
@@ -115,6 +122,7 @@ class AdminApi:
         app.router.add_get("/api/reports/report", self.report)
         app.router.add_get("/api/reports/quality", self.report_quality)
         zlm_hooks.mount(app, getattr(self.platform, "zlm_hooks", None))  # /zlm/hook/{name}, its own secret
+        self._media_routes(app)
         return app
 
     @web.middleware
@@ -662,6 +670,91 @@ class AdminApi:
             return web.Response(text=offenders_csv(annotation.offenders), content_type="text/csv", charset="utf-8")
         return web.json_response({"annotation": annotation_json(annotation), "ids": ids_json(ids)})
 
+    # ------------------------------------------------------------------ media sessions (issue 6)
+    def _media_routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/channels/{id}/{kind:play|playback|download}", self.start_session)
+        app.router.add_get("/api/sessions", self.list_sessions)
+        app.router.add_get("/api/sessions/{id}", self.show_session)
+        app.router.add_post("/api/sessions/{id}/stop", self.stop_session)
+        app.router.add_post("/api/sessions/{id}/control", self.control_session)
+        app.router.add_get("/live/{id}", self.live)
+
+    async def _media(self, action: Awaitable[Any]) -> web.Response:
+        try:
+            return web.json_response(await action)
+        except SessionError as exc:
+            status = {"unknown": 404, "offline": 409, "invalid": 400, "timeout": 504, "ended": 410}.get(exc.kind, 502)
+            return web.json_response({"error": exc.reason, "kind": exc.kind}, status=status)
+        except QueryError as exc:
+            return web.json_response({"error": exc.reason, "kind": exc.kind}, status=409)
+
+    async def start_session(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        kind = request.match_info["kind"]
+        transport = self._field(body, "transport", str, "udp")
+        speed = self._field(body, "speed", int, 1)
+        start = end = 0
+        if kind != "play":
+            now = self.platform.wall()
+            try:
+                start = int(parse_time(str(self._field(body, "start", (str, int))), self.tz, now))
+                end = int(parse_time(str(self._field(body, "end", (str, int))), self.tz, now))
+            except ValueError as exc:
+                return _error(400, str(exc))
+        return await self._media(self.platform.media.start(request.match_info["id"], kind, transport=transport,
+                                                           start=start, end=end, speed=speed))  # fmt: skip
+
+    async def list_sessions(self, request: web.Request) -> web.Response:
+        return web.json_response(self.platform.media.list())
+
+    async def show_session(self, request: web.Request) -> web.Response:
+        async def show() -> dict[str, Any]:
+            return {**self.platform.media.show(request.match_info["id"]),
+                    "live": self.platform.media.live_path(request.match_info["id"])}  # fmt: skip
+
+        return await self._media(show())
+
+    async def stop_session(self, request: web.Request) -> web.Response:
+        return await self._media(self.platform.media.stop(request.match_info["id"]))
+
+    async def control_session(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        action = self._field(body, "action", str)
+        scale = self._field(body, "scale", (int, float), None)
+        position = self._field(body, "position", (int, float), None)
+        return await self._media(self.platform.media.control(request.match_info["id"], action, scale=scale,
+                                                             position=position))  # fmt: skip
+
+    async def live(self, request: web.Request) -> web.StreamResponse:
+        """The PS stream of a session as it arrives (video/MP2P), for ffplay/VLC; the URL's signed token is the
+        credential (DECISIONS.md: live URLs), checked once when the viewer connects."""
+        ident = request.match_info["id"]
+        media = self.platform.media
+        if not check_live(media.live_secret, ident, request.query.get("token", ""), self.platform.wall()):
+            log.info("live %s refused for %s: bad or expired token", ident, request.remote)
+            return _error(403, "bad or expired live token (ask for a new URL: gb28181 play or sessions)")
+        try:
+            session, feed, detach = media.attach(ident)
+        except SessionError as exc:
+            return _error(404 if exc.kind == "unknown" else 410, exc.reason)
+        response = web.StreamResponse(headers={"Content-Type": "video/MP2P", "Cache-Control": "no-store"})
+        log.info("live %s: viewer %s connected", session.id, request.remote)
+        try:
+            await response.prepare(request)
+            while True:
+                chunk = await feed.queue.get()
+                if chunk is None:
+                    break
+                await response.write(chunk)
+            if feed.overflow:
+                log.info("live %s: viewer %s too slow; disconnected", session.id, request.remote)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            detach()
+            log.info("live %s: viewer %s left", session.id, request.remote)
+        return response
+
 
 def _share_json(s: Share, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
     return {
@@ -671,4 +764,3 @@ def _share_json(s: Share, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
         "name": s.as_name,
         "created_at": iso(s.created_at, tz),
     }
-    # ------------------------------------------------------------------ reports (issue 10)

@@ -14,7 +14,7 @@ import itertools
 import logging
 import socket
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from gb28181.media import rtp
 from gb28181.media.backend import (
@@ -84,7 +84,7 @@ class _TcpIn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio.Transport subclasses
         if self.session.tcp is not None or self.session.closed:
             log.warning("media %s: second TCP connection from %s refused", self.session.label,
                         transport.get_extra_info("peername"))
@@ -151,7 +151,7 @@ class _ForwardConn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio.Transport subclasses
         if self.forward.tcp is not None and not self.forward.tcp.is_closing():
             transport.close()
             return

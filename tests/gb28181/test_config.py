@@ -127,12 +127,12 @@ def test_every_section_loads(tmp_path: Path) -> None:
     assert (cfg.admin.listen, cfg.admin.token) == ("0.0.0.0:18081", "admintoken")
 
 
-def test_media_defaults_and_truth(tmp_path: Path) -> None:
+def test_media_defaults_and_a_table(tmp_path: Path) -> None:
     cfg = load(None)
     assert (cfg.media.backend, cfg.media.rtp_ports, cfg.media.zlm_timeout, cfg.media.zlm_retries) == (
         "embedded", "30000-30500", 5.0, 2)
-    assert not cfg.media  # nothing configured: falsy, as the empty [media] table was
-    assert load(write(tmp_path, '[media]\nrtp_ports = "40000-40010"\n')).media
+    assert (cfg.media.invite_timeout, cfg.media.no_media_timeout, cfg.media.bind) == (10.0, 10.0, "0.0.0.0")
+    assert load(write(tmp_path, '[media]\nrtp_ports = "40000-40010"\n')).media.rtp_ports == "40000-40010"
 
 
 def test_admin_tokens_table_loads(tmp_path: Path) -> None:
