@@ -581,7 +581,9 @@ class Platform(UpstreamDriver):
         events = [StatusEvent(now, i, "channel-added", kind="channel", reason=commit.device_id) for i in d.added]
         events += [StatusEvent(now, i, "channel-removed", kind="channel", reason=commit.device_id) for i in d.removed]
         if events:
-            await self.store.append_events(events)
+            # Written right after, not before the sync is reported done: a lower platform's first sync adds tens
+            # of thousands of channels, and their log rows need not hold up whoever waits for the catalog.
+            self._spawn(self._append_events(events, f"catalog of {commit.device_id}"))
         self.count("catalog:complete" if commit.complete else "catalog:partial")
         summary = {
             "device_id": commit.device_id, "sn": commit.sn, "state": "complete" if commit.complete else "partial",
@@ -591,6 +593,13 @@ class Platform(UpstreamDriver):
         }  # fmt: skip
         log.info("catalog of %s: %s", commit.device_id, summary)
         return summary
+
+    async def _append_events(self, events: list[StatusEvent], what: str) -> None:
+        try:
+            await self.store.append_events(events)
+        except StoreError as exc:
+            self.count("events:store-error")
+            log.error("%s: %d status events not stored: %s", what, len(events), exc)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
