@@ -27,6 +27,7 @@ from gb28181.catalog import diff as catalog_diff
 from gb28181.channels import to_channel
 from gb28181.config import Config
 from gb28181.devices import DeviceService
+from gb28181.guard import Guard, retry_after
 from gb28181.keepalive import EXPIRED, LivenessPolicy
 from gb28181.manscdp import Envelope, ManscdpError, parse_envelope
 from gb28181.manscdp.codec import decode as decode_message
@@ -44,6 +45,7 @@ from gb28181.notifications import CHANNEL_EVENT, STATUS_EVENTS, alarm_record, ca
 from gb28181.operation_service import OperationService
 from gb28181.queries import QUERIES, build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
+from gb28181.rejects import reject_reason
 from gb28181.sn import Correlator, QueryError, check_result
 from gb28181.subscribe import (
     KIND_OF_CMD,
@@ -61,10 +63,12 @@ from registry.store import RegistryStore, StoreError
 from sip.aio import SipRunner, TransactionError, tune_gc
 from sip.auth import DigestServer
 from sip.endpoint import (
+    ConnectionBroken,
     ConnectionClosed,
     Endpoint,
     EndpointConfig,
     Event,
+    MessageRejected,
     Peer,
     RequestReceived,
     StatelessAnswer,
@@ -164,6 +168,7 @@ class Platform:
         self.registrar = Registrar(
             policy, auth, lambda device_id: self.devices.password_for(device_id, self.secrets.password, s.allow_unknown)
         )
+        self.guard = Guard(self.cfg.guard)
         self._tasks: set[asyncio.Task[None]] = set()
         self.correlator = Correlator()
         self.catalog = CatalogAssembler(
@@ -189,6 +194,9 @@ class Platform:
     def handle(self, event: Event) -> None:
         if isinstance(event, ConnectionClosed):
             self.devices.connection_closed(str(event.peer))
+            return
+        if isinstance(event, (MessageRejected, ConnectionBroken)):  # logged by the runner; counted by reason
+            self.count(f"rejected:{reject_reason(event.reason)}")
             return
         if not isinstance(event, RequestReceived) or event.tx is None:
             return
@@ -229,6 +237,9 @@ class Platform:
             if req.method == "REGISTER":
                 if "authorization" in req.headers:
                     return None
+                limited = self._register_limited(req, peer)
+                if limited is not None:
+                    return limited
                 d = self.registrar.decide(req, self.wall())
                 if d.status == 200:  # not reachable without credentials; keep the durable path if it ever is
                     return None
@@ -249,9 +260,47 @@ class Platform:
         if d.status != 200 and d.outcome != "challenged":
             log.info("REGISTER %s from %s: %d %s (%s)", d.device_id, peer, d.status, d.outcome, d.detail)
 
+    def _register_limited(self, req: Request, peer: Peer) -> StatelessAnswer | None:
+        """The per-(source, ID) REGISTER rate limit (gb28181.guard): 503 + Retry-After when exceeded."""
+        user = req.from_.user or ""
+        wait = self.guard.register_wait(peer.host, user, self.mono())
+        if not wait:
+            return None
+        self.count("ratelimit:register")
+        if self.guard.register_buckets.first_refusal:
+            log.warning("REGISTER %s from %s: rate limit exceeded; answering 503 for %.1f s", user, peer, wait)
+        return StatelessAnswer(503, [("Retry-After", retry_after(wait))])
+
+    def _register_guarded(self, req: Request, peer: Peer) -> StatelessAnswer | None:
+        """Rate limit, then lockout: a locked (source, ID) gets the 403 a wrong password gets (no oracle)."""
+        limited = self._register_limited(req, peer)
+        if limited is not None or "authorization" not in req.headers:
+            return limited
+        left = self.guard.locked(peer.host, req.from_.user or "", self.mono())
+        if not left:
+            return None
+        self.count("register:locked-out")
+        log.info("REGISTER %s from %s: 403, locked out for %.0f s more", req.from_.user, peer, left)
+        return StatelessAnswer(403)
+
+    def _guard_outcome(self, d: Decision, peer: Peer) -> None:
+        if d.outcome in ("wrong-password", "unknown-user"):
+            lockout = self.guard.failed(peer.host, d.device_id, self.mono())
+            if lockout is not None:
+                self.count("guard:lockout")
+                log.warning("REGISTER %s from %s: %d failed digests; locked out for %.0f s (lockout #%d)",
+                            d.device_id, peer.host, lockout.failures, lockout.seconds, lockout.count)  # fmt: skip
+        elif d.status == 200:
+            self.guard.succeeded(peer.host, d.device_id)
+
     def _on_register(self, event: RequestReceived) -> None:
+        refused = self._register_guarded(event.request, event.peer)
+        if refused is not None:
+            self.endpoint.reply(event, refused.status, headers=refused.headers, now=self.mono())
+            return
         d: Decision = self.registrar.decide(event.request, self.wall())
         self._note_register(d, event.peer)
+        self._guard_outcome(d, event.peer)
         if d.status != 200:
             self.endpoint.reply(event, d.status, headers=list(d.headers), now=self.mono())
             return
@@ -312,6 +361,12 @@ class Platform:
         """The checks every MESSAGE passes, and the whole handling of a keepalive. Returns the answer when that is
         all there is to do (a refusal, or a keepalive taken), else the envelope for the caller to go on with."""
         user = req.from_.user or ""
+        wait = self.guard.message_wait(peer.host, user, self.mono())
+        if wait:
+            self.count("ratelimit:message")
+            if self.guard.message_buckets.first_refusal:
+                log.warning("MESSAGE from %s (%s): rate limit exceeded; answering 503 for %.1f s", user, peer, wait)
+            return StatelessAnswer(503, [("Retry-After", retry_after(wait))]), None
         if not self.devices.is_registered(user):
             # DECISIONS.md: 403 for any device not currently registered; real devices then re-register.
             self.count("message:not-registered")
@@ -919,6 +974,8 @@ async def run(
     runner = SipRunner(
         platform.endpoint,
         platform.handle,
+        tcp_read_deadline=cfg.sip.tcp_read_deadline,
+        tcp_idle_timeout=cfg.sip.tcp_idle_timeout,
         overload_lag=cfg.sip.overload_lag or None,
         overload_backlog=cfg.sip.overload_backlog or None,
     )
