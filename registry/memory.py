@@ -12,6 +12,7 @@ from registry.models import (
     OVERRIDE_FIELDS,
     VIDEO,
     Alarm,
+    AuditEntry,
     Channel,
     Device,
     Keepalive,
@@ -20,6 +21,7 @@ from registry.models import (
     StatusEvent,
     check_channel_status,
     checked_alarm,
+    checked_audit,
     checked_catalog,
     checked_overrides,
     checked_position,
@@ -36,6 +38,7 @@ class MemoryStore:
         self._channels: dict[str, dict[str, Channel]] = {}  # device ID -> channel ID -> channel
         self._alarms: list[Alarm] = []
         self._positions: dict[tuple[str, str], Position] = {}
+        self._audit: list[AuditEntry] = []
 
     async def open(self) -> None:
         pass
@@ -272,6 +275,18 @@ class MemoryStore:
             for key, p in sorted(self._positions.items())
             if device_id is None or key[0] == device_id
         ]
+
+    async def append_audit(self, entry: AuditEntry) -> int:
+        e = checked_audit(entry)
+        self._audit.append(dataclasses.replace(e, id=len(self._audit) + 1))
+        return len(self._audit)
+
+    async def list_audit(self, *, since: float | None = None, limit: int = 1000) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        rows = [e for e in self._audit if since is None or e.at >= since]
+        rows.sort(key=lambda e: (e.at, e.id or 0))
+        return [dataclasses.replace(e) for e in rows[-limit:]]
 
 
 def _copy(channel: Channel) -> Channel:

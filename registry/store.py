@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from registry.models import Alarm, Channel, Device, Keepalive, Position, Registration, StatusEvent
+from registry.models import Alarm, AuditEntry, Channel, Device, Keepalive, Position, Registration, StatusEvent
 
 
 class StoreError(Exception):
@@ -144,3 +144,10 @@ class RegistryStore(Protocol):
 
     async def list_positions(self, *, device_id: str | None = None) -> list[Position]:
         """Latest positions ordered by (device_id, target_id), optionally of one device."""
+
+    async def append_audit(self, entry: AuditEntry) -> int:
+        """Record one operator action (its detail truncated to AUDIT_DETAIL_MAX); returns its id. ValueError for
+        an entry without an action."""
+
+    async def list_audit(self, *, since: float | None = None, limit: int = 1000) -> list[AuditEntry]:
+        """Audit entries oldest first, with ``at >= since``; at most ``limit`` (the newest ones)."""
