@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import time
 import zoneinfo
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from gb28181.admin.app import AdminApi
+from gb28181.admin.tls import admin_tls, is_loopback
 from gb28181.catalog import CatalogAssembler, Commit
 from gb28181.catalog import diff as catalog_diff
 from gb28181.channels import to_channel
@@ -993,9 +995,13 @@ async def run(
         named = {t.token: (t.name, t.role) for t in cfg.admin.tokens}
         admin_runner = web.AppRunner(AdminApi(platform, sec.token, platform.tz, named).app(), access_log=None)
         await admin_runner.setup()
-        await web.TCPSite(admin_runner, host.strip("[]"), int(port)).start()
-        log.info("admin API on http://%s", cfg.admin.listen)
-    except OSError as exc:
+        tls = admin_tls(cfg.admin.tls_cert, cfg.admin.tls_key)
+        await web.TCPSite(admin_runner, host.strip("[]"), int(port), ssl_context=tls).start()
+        log.info("admin API on %s://%s", "https" if tls else "http", cfg.admin.listen)
+        if tls is None and not is_loopback(host.strip("[]")):
+            log.warning("admin API listens on %s without TLS: tokens cross the network in clear; set [admin] "
+                        "tls_cert and tls_key", host)  # fmt: skip
+    except (OSError, ssl.SSLError) as exc:
         log.error("cannot listen: %s", exc)
         await runner.close()
         if admin_runner is not None:
