@@ -26,7 +26,7 @@ async def main(tmp: Path, port: int, count: int) -> dict[str, object]:
     try:
         ids = write_users(tmp / "users.csv", count)
         started = time.monotonic()
-        rc, sipp_out, err = await run_tool(
+        rc, _, err = await run_tool(
             *sipp_command(
                 port,
                 "u1",
@@ -37,7 +37,7 @@ async def main(tmp: Path, port: int, count: int) -> dict[str, object]:
                 "-inf",
                 str(tmp / "users.csv"),
                 timeout=120,
-            ),  # fmt: skip
+            ),
             timeout=180,
         )
         out["register_rc"] = rc
