@@ -21,7 +21,7 @@ URI = "sip:34020000002000000001@3402000000"
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:
-    x509 = pytest.importorskip("cryptography.x509")
+    x509 = pytest.importorskip("cryptography.x509")  # in the test extras (setup.cfg)
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
