@@ -144,3 +144,27 @@ async def test_endless_streams_oversize_and_header_floods_are_bounded(server: Se
     await tcp_options_ok(server)
     log = server.log()
     assert "Content-Length is mandatory" in log and "header section too long" in log and "more than 128" in log
+
+
+async def test_connections_above_the_cap_are_refused_and_reported() -> None:
+    """The runner alone, over loopback TCP: with a cap of 2 connections a third is refused at once, reported as a
+    ConnectionBroken event (counted as connection-flood by the platform), and the first two stay open."""
+    from gb28181.rejects import reject_reason
+    from sip.aio import SipRunner
+    from sip.endpoint import ConnectionBroken, Endpoint, EndpointConfig
+
+    events: list[object] = []
+    runner = SipRunner(Endpoint(EndpointConfig()), events.append, max_tcp_connections=2)
+    _, port = await runner.listen_tcp("127.0.0.1", 0)
+    try:
+        kept = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        r3, w3 = await asyncio.open_connection("127.0.0.1", port)
+        assert await closed_by_server(r3) == b""
+        broken = [e for e in events if isinstance(e, ConnectionBroken)]
+        assert len(broken) == 1 and reject_reason(broken[0].reason) == "connection-flood"
+        assert len(runner._conns) == 2 and not any(r.at_eof() for r, _ in kept)  # the first two stay open
+        for _, w in [*kept, (r3, w3)]:
+            w.close()
+    finally:
+        await runner.close()
