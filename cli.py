@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import ssl
 import sys
 import time
 import urllib.error
@@ -63,6 +64,7 @@ class Admin:
     def __init__(self, url: str, token: str | None) -> None:
         self.url = url.rstrip("/")
         self.token = token
+        self.context = _tls_context()
 
     def text(self, path: str, query: dict[str, Any] | None = None, timeout: float = 120) -> str:
         """GET a text answer (a rendered report, a CSV); errors as in ``call``."""
@@ -104,7 +106,7 @@ class Admin:
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.context) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             try:
@@ -136,7 +138,7 @@ class Admin:
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.context) as resp:
                 return bytes(resp.read())
         except urllib.error.HTTPError as exc:
             try:
@@ -147,6 +149,13 @@ class Admin:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise click.ClickException(f"cannot reach the admin API at {self.url} ({reason})") from exc
+
+
+def _tls_context() -> ssl.SSLContext | None:
+    """For an https:// admin URL: trust the system CAs, or only ``GB28181_CACERT`` (a PEM file, e.g. the
+    admin API's own self-signed certificate) when set."""
+    cafile = os.environ.get("GB28181_CACERT")
+    return ssl.create_default_context(cafile=cafile) if cafile else None
 
 
 def _token(db: str) -> str | None:
@@ -1170,6 +1179,35 @@ def playback_control(ident: str, action: str, value: float | None, as_json: bool
     row = _client(admin_url, db).call("POST", f"/api/sessions/{urllib.parse.quote(ident)}/control", body, timeout=60)
     _done(row, as_json, f"{action} sent to session {row['id']} ({'paused' if row['paused'] else 'playing'}, "
           f"scale {row['scale']:g})")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- hardening (issue 9)
+@main.command()
+@click.option("--since", help="ISO time, epoch seconds, or -1h / -30m / -2d.")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100000))
+@json_option
+@admin_option
+@db_option
+def audit(since: str | None, limit: int, as_json: bool, admin_url: str, db: str) -> None:
+    """The audit log of operator actions: who did what, when, and how it ended (HTTP status)."""
+    rows = _client(admin_url, db).call("GET", "/api/audit", query={"since": since, "limit": limit})
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    _print_table(rows, ["at", "who", "action", "target", "status", "detail"])
+
+
+@main.command()
+@json_option
+@admin_option
+@db_option
+def lockouts(as_json: bool, admin_url: str, db: str) -> None:
+    """(source IP, device ID) pairs locked out after failed digests, and for how long."""
+    rows = _client(admin_url, db).call("GET", "/api/lockouts")
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    _print_table(rows, ["source", "device_id", "seconds_left", "until", "lockouts"])
 
 
 if __name__ == "__main__":

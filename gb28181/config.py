@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gb28181.guard import GuardSettings
 from gb28181.media.backend import parse_port_range
 
 DEFAULT_ID = "34020000002000000001"
@@ -80,6 +81,8 @@ class SipConfig:
     # bytes of unread UDP requests above which new requests get 503 (Linux); 0: off. Off by default: under
     # SIPp's fixed-rate load it lowered goodput (bench/RESULTS.md); real devices back off, unmeasured yet.
     overload_backlog: int = 0
+    tcp_read_deadline: float = 30.0  # a TCP peer must finish a started message (and its first) within this (s)
+    tcp_idle_timeout: float = 900.0  # a TCP connection silent this long is closed (s)
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,8 @@ class AdminConfig:
     listen: str = "127.0.0.1:18080"
     token: str = ""  # the admin role
     tokens: tuple[AdminToken, ...] = ()  # further named tokens with roles (ARCHITECTURE.md)
+    tls_cert: str = ""  # PEM certificate (chain) file: serve the admin API over HTTPS; needs tls_key
+    tls_key: str = ""
 
 
 MEDIA_BACKENDS = ("embedded", "zlmediakit")
@@ -303,6 +308,7 @@ class Config:
     subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    guard: GuardSettings = field(default_factory=GuardSettings)
     # Sections the contract names that later issues implement; kept so a full config file still loads.
     upstream: tuple[UpstreamConfig, ...] = ()
 
@@ -324,6 +330,7 @@ _SECTIONS = {
     "subscribe": SubscribeConfig,
     "admin": AdminConfig,
     "media": MediaConfig,
+    "guard": GuardSettings,
 }
 
 
@@ -382,6 +389,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("[sip] overload_backlog must be 0 (off) or a number of bytes")
     if not 0.1 <= s.query_timeout <= 600:
         raise ConfigError("[sip] query_timeout must be between 0.1 and 600 seconds")
+    if not 1 <= s.tcp_read_deadline <= s.tcp_idle_timeout <= 86400:
+        raise ConfigError("[sip] needs 1 <= tcp_read_deadline <= tcp_idle_timeout <= 86400 seconds")
     if not s.listen:
         raise ConfigError("[sip] listen must name at least one address")
     if not 0.1 <= cfg.catalog.inter_packet_timeout <= 600 or not 1 <= cfg.catalog.first_packet_timeout <= 3600:
@@ -403,6 +412,9 @@ def validate(cfg: Config) -> Config:
     if s.id in ids:
         raise ConfigError("[[upstream]] id must not be our own [sip] id")
     _validate_media(cfg.media)
+    if bool(cfg.admin.tls_cert) != bool(cfg.admin.tls_key):
+        raise ConfigError("[admin] tls_cert and tls_key go together: set both (HTTPS) or neither (HTTP)")
+    _validate_guard(cfg.guard)
     return cfg
 
 
@@ -450,6 +462,17 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _validate_guard(g: GuardSettings) -> None:
+    if g.max_failures < 0 or not 0 < g.failure_window <= 86400:
+        raise ConfigError("[guard] max_failures must be >= 0 (0: never lock out) and failure_window 1-86400 s")
+    if not 0 < g.lockout_base <= g.lockout_max <= 7 * 86400:
+        raise ConfigError("[guard] needs 0 < lockout_base <= lockout_max <= 604800 seconds")
+    if g.register_rate < 0 or g.message_rate < 0 or g.register_burst < 1 or g.message_burst < 1:
+        raise ConfigError("[guard] rates must be >= 0 (0: no limit) and bursts >= 1")
+    if not 1000 <= g.max_entries <= 10_000_000:
+        raise ConfigError("[guard] max_entries must be between 1000 and 10000000")
 
 
 def _validate_subscribe(sub: SubscribeConfig) -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import time
 import zoneinfo
 from collections import OrderedDict
@@ -25,6 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from gb28181.admin.app import AdminApi
+from gb28181.admin.tls import admin_tls, is_loopback
 from gb28181.admin.zlm_hooks import make_hooks
 from gb28181.catalog import CatalogAssembler, Commit
 from gb28181.catalog import diff as catalog_diff
@@ -32,6 +34,7 @@ from gb28181.catalog_schedule import CatalogSchedule
 from gb28181.channels import to_channel
 from gb28181.config import Config, media_settings
 from gb28181.devices import DeviceService
+from gb28181.guard import Guard, retry_after
 from gb28181.keepalive import EXPIRED, LivenessPolicy
 from gb28181.manscdp import Envelope, ManscdpError
 from gb28181.manscdp.codec import decode as decode_message
@@ -55,6 +58,7 @@ from gb28181.notifications import CHANNEL_EVENT, STATUS_EVENTS, alarm_record, ca
 from gb28181.operation_service import OperationService
 from gb28181.queries import build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
+from gb28181.rejects import reject_reason
 from gb28181.server_upstream import RelayRoute, UpstreamDriver, UpstreamLink
 from gb28181.sn import Correlator, QueryError, check_result
 from gb28181.subscribe import (
@@ -74,10 +78,12 @@ from registry.store import RegistryStore, StoreError
 from sip.aio import SipRunner, TransactionError, tune_gc
 from sip.auth import DigestServer
 from sip.endpoint import (
+    ConnectionBroken,
     ConnectionClosed,
     Endpoint,
     EndpointConfig,
     Event,
+    MessageRejected,
     Peer,
     RequestReceived,
     ResponseReceived,
@@ -181,6 +187,7 @@ class Platform(UpstreamDriver):
         self.registrar = Registrar(
             policy, auth, lambda device_id: self.devices.password_for(device_id, self.secrets.password, s.allow_unknown)
         )
+        self.guard = Guard(self.cfg.guard)
         self._tasks: set[asyncio.Task[None]] = set()
         self.correlator = Correlator()
         self.catalog = CatalogAssembler(
@@ -219,6 +226,8 @@ class Platform(UpstreamDriver):
             except Exception:  # the error boundary, as below
                 self.count("internal-error")
                 log.exception("internal error handling a %s response", event.request.method)
+        if isinstance(event, (MessageRejected, ConnectionBroken)):  # logged by the runner; counted by reason
+            self.count(f"rejected:{reject_reason(event.reason)}")
             return
         if not isinstance(event, RequestReceived) or event.tx is None:
             return
@@ -263,6 +272,9 @@ class Platform(UpstreamDriver):
             if req.method == "REGISTER":
                 if "authorization" in req.headers:
                     return None
+                limited = self._register_limited(req, peer)
+                if limited is not None:
+                    return limited
                 d = self.registrar.decide(req, self.wall())
                 if d.status == 200:  # not reachable without credentials; keep the durable path if it ever is
                     return None
@@ -285,9 +297,47 @@ class Platform(UpstreamDriver):
         if d.status != 200 and d.outcome != "challenged":
             log.info("REGISTER %s from %s: %d %s (%s)", d.device_id, peer, d.status, d.outcome, d.detail)
 
+    def _register_limited(self, req: Request, peer: Peer) -> StatelessAnswer | None:
+        """The per-(source, ID) REGISTER rate limit (gb28181.guard): 503 + Retry-After when exceeded."""
+        user = req.from_.user or ""
+        wait = self.guard.register_wait(peer.host, user, self.mono())
+        if not wait:
+            return None
+        self.count("ratelimit:register")
+        if self.guard.register_buckets.first_refusal:
+            log.warning("REGISTER %s from %s: rate limit exceeded; answering 503 for %.1f s", user, peer, wait)
+        return StatelessAnswer(503, [("Retry-After", retry_after(wait))])
+
+    def _register_guarded(self, req: Request, peer: Peer) -> StatelessAnswer | None:
+        """Rate limit, then lockout: a locked (source, ID) gets the 403 a wrong password gets (no oracle)."""
+        limited = self._register_limited(req, peer)
+        if limited is not None or "authorization" not in req.headers:
+            return limited
+        left = self.guard.locked(peer.host, req.from_.user or "", self.mono())
+        if not left:
+            return None
+        self.count("register:locked-out")
+        log.info("REGISTER %s from %s: 403, locked out for %.0f s more", req.from_.user, peer, left)
+        return StatelessAnswer(403)
+
+    def _guard_outcome(self, d: Decision, peer: Peer) -> None:
+        if d.outcome in ("wrong-password", "unknown-user"):
+            lockout = self.guard.failed(peer.host, d.device_id, self.mono())
+            if lockout is not None:
+                self.count("guard:lockout")
+                log.warning("REGISTER %s from %s: %d failed digests; locked out for %.0f s (lockout #%d)",
+                            d.device_id, peer.host, lockout.failures, lockout.seconds, lockout.count)  # fmt: skip
+        elif d.status == 200:
+            self.guard.succeeded(peer.host, d.device_id)
+
     def _on_register(self, event: RequestReceived) -> None:
+        refused = self._register_guarded(event.request, event.peer)
+        if refused is not None:
+            self.endpoint.reply(event, refused.status, headers=refused.headers, now=self.mono())
+            return
         d: Decision = self.registrar.decide(event.request, self.wall())
         self._note_register(d, event.peer)
+        self._guard_outcome(d, event.peer)
         if d.status != 200:
             self.endpoint.reply(event, d.status, headers=list(d.headers), now=self.mono())
             return
@@ -366,6 +416,12 @@ class Platform(UpstreamDriver):
         """The checks every MESSAGE passes, and the whole handling of a keepalive. Returns the answer when that is
         all there is to do (a refusal, or a keepalive taken), else the envelope for the caller to go on with."""
         user = req.from_.user or ""
+        wait = self.guard.message_wait(peer.host, user, self.mono())
+        if wait:
+            self.count("ratelimit:message")
+            if self.guard.message_buckets.first_refusal:
+                log.warning("MESSAGE from %s (%s): rate limit exceeded; answering 503 for %.1f s", user, peer, wait)
+            return StatelessAnswer(503, [("Retry-After", retry_after(wait))]), None
         if not self.devices.is_registered(user):
             # DECISIONS.md: 403 for any device not currently registered; real devices then re-register.
             self.count("message:not-registered")
@@ -1049,6 +1105,8 @@ async def run(
     runner = SipRunner(
         platform.endpoint,
         platform.handle,
+        tcp_read_deadline=cfg.sip.tcp_read_deadline,
+        tcp_idle_timeout=cfg.sip.tcp_idle_timeout,
         overload_lag=cfg.sip.overload_lag or None,
         overload_backlog=cfg.sip.overload_backlog or None,
     )
@@ -1066,9 +1124,13 @@ async def run(
         named = {t.token: (t.name, t.role) for t in cfg.admin.tokens}
         admin_runner = web.AppRunner(AdminApi(platform, sec.token, platform.tz, named).app(), access_log=None)
         await admin_runner.setup()
-        await web.TCPSite(admin_runner, host.strip("[]"), int(port)).start()
-        log.info("admin API on http://%s", cfg.admin.listen)
-    except OSError as exc:
+        tls = admin_tls(cfg.admin.tls_cert, cfg.admin.tls_key)
+        await web.TCPSite(admin_runner, host.strip("[]"), int(port), ssl_context=tls).start()
+        log.info("admin API on %s://%s", "https" if tls else "http", cfg.admin.listen)
+        if tls is None and not is_loopback(host.strip("[]")):
+            log.warning("admin API listens on %s without TLS: tokens cross the network in clear; set [admin] "
+                        "tls_cert and tls_key", host)  # fmt: skip
+    except (OSError, ssl.SSLError) as exc:
         log.error("cannot listen: %s", exc)
         await runner.close()
         if admin_runner is not None:

@@ -12,6 +12,7 @@ from registry.models import (
     OVERRIDE_FIELDS,
     VIDEO,
     Alarm,
+    AuditEntry,
     Channel,
     Device,
     Keepalive,
@@ -21,6 +22,7 @@ from registry.models import (
     StatusEvent,
     check_channel_status,
     checked_alarm,
+    checked_audit,
     checked_catalog,
     checked_overrides,
     checked_position,
@@ -39,6 +41,7 @@ class MemoryStore:
         self._alarms: list[Alarm] = []
         self._positions: dict[tuple[str, str], Position] = {}
         self._shares: dict[tuple[str, str], Share] = {}  # (upstream ID, item) -> share
+        self._audit: list[AuditEntry] = []
 
     async def open(self) -> None:
         pass
@@ -302,6 +305,18 @@ class MemoryStore:
 
     async def remove_shares(self, upstream_id: str, items: Sequence[str]) -> int:
         return sum(self._shares.pop((upstream_id, item), None) is not None for item in dict.fromkeys(items))
+
+    async def append_audit(self, entry: AuditEntry) -> int:
+        e = checked_audit(entry)
+        self._audit.append(dataclasses.replace(e, id=len(self._audit) + 1))
+        return len(self._audit)
+
+    async def list_audit(self, *, since: float | None = None, limit: int = 1000) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        rows = [e for e in self._audit if since is None or e.at >= since]
+        rows.sort(key=lambda e: (e.at, e.id or 0))
+        return [dataclasses.replace(e) for e in rows[-limit:]]
 
 
 def _copy(channel: Channel) -> Channel:

@@ -193,6 +193,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        5,
+        "the operator audit log",
+        (
+            # Append-only record of operator actions through the admin API (issue 9): who, when, what.
+            """
+            CREATE TABLE audit (
+                id      INTEGER PRIMARY KEY AUTOINCREMENT,
+                at      REAL NOT NULL,
+                who     TEXT NOT NULL,
+                role    TEXT NOT NULL DEFAULT '',
+                action  TEXT NOT NULL,
+                target  TEXT NOT NULL DEFAULT '',
+                detail  TEXT NOT NULL DEFAULT '',
+                status  INTEGER NOT NULL DEFAULT 0,
+                remote  TEXT NOT NULL DEFAULT ''
+            )
+            """,
+            "CREATE INDEX audit_at ON audit (at)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

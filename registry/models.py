@@ -425,3 +425,28 @@ def checked_shares(existing: Sequence[Share], new: Sequence[Share]) -> list[Shar
         if other != item:
             raise ValueError(f"{share.as_id} is already what {upstream_id} sees for {other}; one ID per item")
     return out
+
+
+@dataclass
+class AuditEntry:
+    """One operator action through the admin API: who (token name and role, remote address), when (wall time),
+    what (method, path, target, a short JSON detail of the request) and how it ended (HTTP status)."""
+
+    at: float
+    who: str
+    role: str
+    action: str  # e.g. "POST /api/channels/{id}/ptz"
+    target: str = ""  # the device, channel or alarm acted on
+    detail: str = ""  # the request body or query, truncated
+    status: int = 0
+    remote: str = ""
+    id: int | None = None
+
+
+AUDIT_DETAIL_MAX = 2000  # characters of request detail kept per entry
+
+
+def checked_audit(entry: AuditEntry) -> AuditEntry:
+    if not entry.action or not math.isfinite(entry.at):
+        raise ValueError("an audit entry needs an action and a finite time")
+    return dataclasses.replace(entry, detail=entry.detail[:AUDIT_DETAIL_MAX], id=None)

@@ -36,6 +36,7 @@ from registry.models import (
     SUBJECT_KINDS,
     VIDEO,
     Alarm,
+    AuditEntry,
     Channel,
     Device,
     Keepalive,
@@ -45,6 +46,7 @@ from registry.models import (
     StatusEvent,
     check_channel_status,
     checked_alarm,
+    checked_audit,
     checked_catalog,
     checked_overrides,
     checked_position,
@@ -178,6 +180,9 @@ _SAVE_POSITION = (
     + ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS[2:])
 )
 _SELECT_SHARES = "SELECT upstream_id, item, as_id, as_name, created_at FROM upstream_shares"
+
+AUDIT_COLUMNS: tuple[str, ...] = ("at", "who", "role", "action", "target", "detail", "status", "remote")
+_ADD_AUDIT = f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})"
 
 _SYNC_MODES = ("NORMAL", "FULL", "EXTRA")
 _SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
@@ -728,6 +733,27 @@ class SqliteStore:
                 )
                 removed += cursor.rowcount
         return removed
+
+    # audit log (issue 9)
+    async def append_audit(self, entry: AuditEntry) -> int:
+        e = checked_audit(entry)
+        row = tuple(getattr(e, c) for c in AUDIT_COLUMNS)
+        async with self._write("append_audit") as db:
+            cursor = await db.execute(_ADD_AUDIT, row)
+            return int(cursor.lastrowid or 0)
+
+    async def list_audit(self, *, since: float | None = None, limit: int = 1000) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        sql = f"SELECT id, {', '.join(AUDIT_COLUMNS)} FROM audit"
+        args: list[Any] = []
+        if since is not None:
+            sql += " WHERE at >= ?"
+            args.append(since)
+        async with self._read("list_audit") as db:
+            rows = list(await db.execute_fetchall(sql + " ORDER BY at DESC, id DESC LIMIT ?", [*args, limit]))
+        rows.reverse()
+        return [AuditEntry(**dict(zip(AUDIT_COLUMNS, r[1:], strict=True)), id=r[0]) for r in rows]
 
     # operations
     async def integrity_check(self) -> str:

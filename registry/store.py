@@ -6,7 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from registry.models import Alarm, Channel, Device, Keepalive, Position, Registration, Share, StatusEvent
+from registry.models import (
+    Alarm,
+    AuditEntry,
+    Channel,
+    Device,
+    Keepalive,
+    Position,
+    Registration,
+    Share,
+    StatusEvent,
+)
 
 
 class StoreError(Exception):
@@ -162,3 +172,10 @@ class RegistryStore(Protocol):
 
     async def remove_shares(self, upstream_id: str, items: Sequence[str]) -> int:
         """Delete these items of one superior in one transaction; returns how many existed."""
+
+    async def append_audit(self, entry: AuditEntry) -> int:
+        """Record one operator action (its detail truncated to AUDIT_DETAIL_MAX); returns its id. ValueError for
+        an entry without an action."""
+
+    async def list_audit(self, *, since: float | None = None, limit: int = 1000) -> list[AuditEntry]:
+        """Audit entries oldest first, with ``at >= since``; at most ``limit`` (the newest ones)."""

@@ -190,6 +190,12 @@ class Endpoint:
             return
         self._dispatch(msg, peer, now, local)
 
+    def stream_buffered(self, peer: Peer) -> int:
+        """Bytes of an unfinished message held for a stream peer (0: between messages). The adapter uses it for
+        read deadlines: a peer that starts a message must finish it in time (slow senders, slowloris)."""
+        framer = self._framers.get(peer)
+        return framer.buffered if framer is not None else 0
+
     def connection_lost(self, peer: Peer, now: float) -> None:
         """A stream closed: its framer goes, and transactions waiting on it fail (§17.1.4, §17.2.4)."""
         self._framers.pop(peer, None)

@@ -24,6 +24,8 @@ Media sessions (§9.2, §9.8, §9.9): POST /api/channels/{id}/{play|playback|dow
 GET /api/sessions · GET /api/sessions/{id} · POST /api/sessions/{id}/stop (a session, or one consumer) ·
 POST /api/sessions/{id}/control {action: pause|resume|scale|seek, scale, position} ·
 GET /live/{session}?token= (no bearer: the signed token of the live URL, DECISIONS.md) serves the PS stream.
+Hardening (issue 9): GET /api/audit[?since=&limit=] (operator actions: every non-GET request under /api is
+recorded with who/when/what/status, see gb28181.admin.audit) · GET /api/lockouts (keys the guard locked out)
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gb28181.admin import zlm_hooks
+from gb28181.admin import audit, zlm_hooks
 from gb28181.admin.views import apply_settings, device_json, event_json, iso, parse_time
 from gb28181.channel_csv import CsvImportError, export_csv, parse_csv, plan
 from gb28181.channels import channel_json
@@ -110,6 +112,8 @@ class AdminApi:
         app.router.add_patch("/api/channels/{device}/{id}", self.set_channel)
         app.router.add_get("/api/events", self.events)
         app.router.add_get("/api/stats", self.stats)
+        app.router.add_get("/api/audit", self.list_audit)
+        app.router.add_get("/api/lockouts", self.list_lockouts)
         self._add_notification_routes(app)
         self._operation_routes(app)
         app.router.add_get("/api/upstreams", self.list_upstreams)
@@ -142,10 +146,66 @@ class AdminApi:
             name, role = who
             if request.method not in ROLE_METHODS.get(role, frozenset()) or (_admin_only(request) and role != "admin"):
                 log.info("admin API: refused %s %s for %s (role %s)", request.method, request.path, name, role)
-                return _error(403, f"the {role} role may not {request.method} {request.path}")
+                refused = _error(403, f"the {role} role may not {request.method} {request.path}")
+                if request.method not in ("GET", "HEAD"):
+                    await self._audit(request, name, role, refused.status)
+                return refused
             if request.method not in ("GET", "HEAD"):
                 log.info("admin API: %s %s by %s (%s)", request.method, request.path, name, role)
+                return await self._audited(request, handler, name, role)
         return await handler(request)
+
+    async def _audited(self, request: web.Request, handler: Handler, name: str, role: str) -> web.StreamResponse:
+        """Run an operator action and record it in the audit log, however it ends."""
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            await self._audit(request, name, role, status)
+
+    async def _audit(self, request: web.Request, name: str, role: str, status: int) -> None:
+        route = request.match_info.route.resource
+        body = b""
+        kind = request.content_type or ""
+        if "json" in kind:
+            try:
+                body = await request.read()  # cached when the handler read it; bounded by client_max_size
+            except (web.HTTPException, OSError, ValueError):
+                body = b""
+        elif request.content_length:
+            body = f"({request.content_length} bytes {kind})".encode()
+            kind = "text/plain"
+        record = audit.entry(
+            at=self.platform.wall(), who=name, role=role, method=request.method,
+            route=route.canonical if route is not None else request.path, match=dict(request.match_info),
+            query=request.query_string, body=body, content_type=kind, status=status, remote=request.remote or "",
+        )  # fmt: skip
+        try:
+            await self.platform.store.append_audit(record)
+        except (StoreError, ValueError) as exc:  # the action happened; losing its record must not undo it
+            log.error("admin API: audit entry not stored (%s): %s", exc, record)
+
+    async def list_audit(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            since = parse_time(q["since"], self.tz, self.platform.wall()) if q.get("since") else None
+            limit = int(q.get("limit", "1000"))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        if not 1 <= limit <= 100_000:
+            return _error(400, "limit must be between 1 and 100000")
+        rows = await self.platform.store.list_audit(since=since, limit=limit)
+        return web.json_response([audit.audit_json(e, self.tz) for e in rows])
+
+    async def list_lockouts(self, request: web.Request) -> web.Response:
+        mono, wall = self.platform.mono(), self.platform.wall()
+        rows = self.platform.guard.lockouts(mono)
+        return web.json_response([audit.lockout_json(lo, mono, wall, self.tz) for lo in rows])
 
     def _identify(self, given: str) -> tuple[str, str] | None:
         """The (name, role) of a bearer token; every candidate is compared in constant time."""
@@ -345,6 +405,7 @@ class AdminApi:
                 "registered": sum(1 for d in devs if d.registered(now)),
                 "counters": dict(sorted({**self.platform.counters, **self.devices.counters}.items())),
                 "sip": dict(self.platform.endpoint.stats),
+                "lockouts": len(self.platform.guard.lockouts(self.platform.mono())),
             }
         )
 

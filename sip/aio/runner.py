@@ -21,6 +21,7 @@ from collections.abc import Callable
 from sip.aio.tcp import TcpConnection
 from sip.aio.udp import UdpProtocol, open_udp
 from sip.endpoint import (
+    ConnectionBroken,
     Endpoint,
     Event,
     MessageRejected,
@@ -63,10 +64,18 @@ class SipRunner:
         *,
         tcp_idle_timeout: float = 900.0,
         tcp_connect_timeout: float = 5.0,
+        tcp_read_deadline: float = 30.0,
+        max_tcp_connections: int = 20_000,
         overload_lag: float | None = None,
         overload_backlog: int | None = None,
     ) -> None:
-        """Overload (new requests get 503 + Retry-After) is on while the event loop runs ``overload_lag``
+        """A TCP peer must finish a message within ``tcp_read_deadline`` seconds of starting it (and send its
+        first one within that time of connecting), or the connection is closed (slow senders, slowloris); at most
+        ``max_tcp_connections`` are held (more are refused at once); silent ones close after ``tcp_idle_timeout``
+        and dead peers (half-open) are found by TCP keepalive probes. Either way a ConnectionBroken event goes to
+        the handler with the reason.
+
+        Overload (new requests get 503 + Retry-After) is on while the event loop runs ``overload_lag``
         seconds late or, when set, ``overload_backlog`` bytes of datagrams wait unread in the kernel (1 MiB is
         about 800 requests), and off once both fall under a fifth of that. ``overload_lag=None``: never."""
         self.endpoint = endpoint
@@ -74,6 +83,8 @@ class SipRunner:
         self.loop = asyncio.get_event_loop()
         self.tcp_idle_timeout = tcp_idle_timeout
         self.tcp_connect_timeout = tcp_connect_timeout
+        self.tcp_read_deadline = tcp_read_deadline
+        self.max_tcp_connections = max_tcp_connections
         self._udp: list[UdpProtocol] = []
         self._tcp_servers: list[asyncio.base_events.Server] = []
         self._tcp_listen_port: int | None = None
@@ -146,7 +157,7 @@ class SipRunner:
         return True
 
     async def listen_tcp(self, host: str, port: int) -> tuple[str, int]:
-        server = await self.loop.create_server(self._new_conn, host, port, reuse_address=True, backlog=4096)
+        server = await self.loop.create_server(self._new_inbound, host, port, reuse_address=True, backlog=4096)
         self._tcp_servers.append(server)
         bound = server.sockets[0].getsockname()[:2]
         self._tcp_listen_port = self._tcp_listen_port or bound[1]
@@ -188,8 +199,19 @@ class SipRunner:
     def _new_conn(self) -> TcpConnection:
         return TcpConnection(self._on_tcp_data, self._on_tcp_made, self._on_tcp_lost)
 
+    def _new_inbound(self) -> TcpConnection:
+        conn = self._new_conn()
+        conn.inbound = True
+        return conn
+
     def _on_tcp_made(self, conn: TcpConnection) -> None:
         peer = Peer("TCP", conn.remote[0], conn.remote[1])
+        if len(self._conns) >= self.max_tcp_connections and peer not in self._conns:
+            conn.abort()
+            self._broken(peer, f"TCP connection refused: {len(self._conns)} connections already open")
+            return
+        if conn.inbound:
+            conn.started = self.loop.time()  # a peer that connects owes its first message within the deadline
         old = self._conns.get(peer)
         if old is not None and old is not conn:
             old.close()
@@ -201,8 +223,19 @@ class SipRunner:
 
     def _on_tcp_data(self, data: bytes, conn: TcpConnection) -> None:
         peer = Peer("TCP", conn.remote[0], conn.remote[1])
-        self.endpoint.receive(data, peer, self.loop.time(), conn.local)
+        now = self.loop.time()
+        self.endpoint.receive(data, peer, now, conn.local)
+        if self.endpoint.stream_buffered(peer):
+            if conn.started is None:
+                conn.started = now
+        else:
+            conn.started = None
         self.flush()
+
+    def _broken(self, peer: Peer, reason: str) -> None:
+        log.info("%s: %s", peer, reason)
+        if self.handler is not None:
+            self.handler(ConnectionBroken(peer, reason))
 
     def _on_tcp_lost(self, conn: TcpConnection) -> None:
         peer = Peer("TCP", conn.remote[0], conn.remote[1])
@@ -255,6 +288,9 @@ class SipRunner:
         elif isinstance(event, MessageRejected) and self._rejected_logged < 1000:
             self._rejected_logged += 1
             log.info("rejected message from %s: %s (answered %s)", event.peer, event.reason, event.status or "nothing")
+        elif isinstance(event, ConnectionBroken) and self._rejected_logged < 1000:
+            self._rejected_logged += 1
+            log.info("closed TCP connection from %s: %s", event.peer, event.reason)
         if self.handler is not None:
             self.handler(event)
 
@@ -301,12 +337,22 @@ class SipRunner:
 
     async def _idle_reaper(self) -> None:
         while not self._closing:
-            await asyncio.sleep(min(60.0, self.tcp_idle_timeout / 4))
-            cutoff = self.loop.time() - self.tcp_idle_timeout
-            for conn in list(self._conns.values()):
-                if conn.last_activity < cutoff:
-                    log.info("closing idle TCP connection %s", conn.remote)
-                    conn.close()
+            await asyncio.sleep(min(60.0, self.tcp_idle_timeout / 4, self.tcp_read_deadline / 4))
+            self.reap(self.loop.time())
+
+    def reap(self, now: float) -> None:
+        """Close connections past their read deadline or idle timeout (bounded: one pass over the table)."""
+        idle_cutoff = now - self.tcp_idle_timeout
+        read_cutoff = now - self.tcp_read_deadline
+        for peer, conn in list(self._conns.items()):
+            if conn.started is not None and conn.started < read_cutoff:
+                held = self.endpoint.stream_buffered(peer)
+                conn.abort()
+                self._broken(peer, f"TCP read deadline: message unfinished after {self.tcp_read_deadline:g} s "
+                                   f"({held} bytes held); closed")  # fmt: skip
+            elif conn.last_activity < idle_cutoff:
+                log.info("closing idle TCP connection %s", conn.remote)
+                conn.close()
 
     # ------------------------------------------------------------------ shutdown
     async def close(self) -> None:

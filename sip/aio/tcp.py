@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 
 log = logging.getLogger("sip.aio.tcp")
 
 HIGH_WATER = 4 << 20  # bytes queued for a slow reader before we give up on the connection
+# TCP keepalive probes find half-open connections (a peer that vanished without FIN): first probe after
+# KEEPIDLE s of silence, then every KEEPINTVL s; KEEPCNT unanswered probes and the kernel resets it.
+KEEPIDLE, KEEPINTVL, KEEPCNT = 120, 15, 4
 
 
 class TcpConnection(asyncio.Protocol):
@@ -29,6 +33,8 @@ class TcpConnection(asyncio.Protocol):
         self.remote: tuple[str, int] = ("", 0)
         self.local: tuple[str, int] = ("", 0)
         self.last_activity = 0.0
+        self.started: float | None = None  # when the unfinished message now held began to arrive
+        self.inbound = False  # accepted by our listener (not a connection we opened)
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -36,6 +42,7 @@ class TcpConnection(asyncio.Protocol):
         self.remote = transport.get_extra_info("peername")[:2]
         self.local = transport.get_extra_info("sockname")[:2]
         self.last_activity = asyncio.get_running_loop().time()
+        _keepalive(transport.get_extra_info("socket"))
         self._on_made(self)
 
     def data_received(self, data: bytes) -> None:
@@ -60,3 +67,21 @@ class TcpConnection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping unsent data (a peer we refuse or give up on)."""
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _keepalive(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPIDLE)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPINTVL)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPCNT)
+    except OSError as exc:  # not a TCP socket (tests' fakes) or options unsupported
+        log.debug("TCP keepalive not set: %s", exc)
