@@ -28,6 +28,8 @@ from gb28181.catalog import diff as catalog_diff
 from gb28181.catalog_schedule import CatalogSchedule
 from gb28181.channels import to_channel
 from gb28181.config import Config
+from gb28181.conformance.run import ConformanceRun, Report
+from gb28181.conformance.trace import TracingEndpoint
 from gb28181.devices import DeviceService
 from gb28181.keepalive import EXPIRED, LivenessPolicy
 from gb28181.manscdp import Envelope, ManscdpError, parse_envelope
@@ -66,7 +68,6 @@ from sip.aio import SipRunner, TransactionError, tune_gc
 from sip.auth import DigestServer
 from sip.endpoint import (
     ConnectionClosed,
-    Endpoint,
     EndpointConfig,
     Event,
     Peer,
@@ -141,11 +142,12 @@ class Platform(UpstreamDriver):
     def __post_init__(self) -> None:
         s = self.cfg.sip
         self.tz = zoneinfo.ZoneInfo(self.cfg.platform.timezone)
-        self.endpoint = Endpoint(
+        self.endpoint = TracingEndpoint(  # an Endpoint whose traffic a conformance run can trace (issue 11)
             EndpointConfig(timers=TimerConfig(t1=s.t1), user_agent=USER_AGENT),
             on_unknown_dialog=self._claim_unknown,
             stateless=self.stateless,
         )
+        self.endpoint.clock = self.mono
         self.runner: SipRunner | None = None
         auth = DigestServer(self.secrets.nonce_secret, self.cfg.realm, nonce_ttl=s.nonce_ttl, offer_qop=s.qop)
         policy = RegisterPolicy(
@@ -933,6 +935,13 @@ class Platform(UpstreamDriver):
             device_id, by, self.wall(), int(alarm_type) if alarm_type is not None else None
         )
         return {"device_id": device_id, "result": "OK", "reset": marked}
+
+    async def conformance(self, device_id: str, *, timeout: float, only: tuple[str, ...] = ()) -> Report:
+        """A conformance run against one device (issue 11; gb28181/conformance/), waiting for it to register when it
+        is not (yet). One run per device at a time."""
+        if device_id in self.endpoint.traces:
+            raise QueryError(f"a conformance run of {device_id} is already in progress", kind="refused")
+        return await ConformanceRun(self, device_id, timeout=timeout, only=only).run()
 
     # ------------------------------------------------------------------ liveness clock
     async def liveness_loop(self, interval: float = 1.0) -> None:
