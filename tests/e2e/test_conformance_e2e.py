@@ -33,8 +33,9 @@ PROFILES: dict[str, tuple[str, set[str]]] = {
     "tianwang-ipc": ("34020000001320000001", {"register.username", "catalog.placeholders", "catalog.ids"}),
     "tianwang-nvr": ("34020000001180000001", {"catalog.placeholders"}),
     "mobile-4g-camera": ("34020000001320000001", {"keepalive.address"}),  # a new source port per keepalive
-    "department-camera": ("34020000001320000001", set()),  # clean (lists itself; asks 30 s, then Min-Expires)
-    "lower-platform": ("34020000002000000101", set()),  # clean
+    "department-camera": ("34020000001320000001", set()),  # clean: lists itself; asks 30 s, then takes Min-Expires
+    # 20 catalog items per UDP MESSAGE: 7.6 KB datagrams, beyond what eXosip-based peers take (App.M: use TCP)
+    "lower-platform": ("34020000002000000101", {"catalog.packets"}),
 }
 SIP = f'password = "{PASSWORD}"\nquery_timeout = 5'
 V2016 = {"xueliang-village-nvr", "tianwang-ipc", "tianwang-nvr"}  # no X-GB-ver: PointType does not apply
