@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gb28181.channels import to_channel
-from gb28181.conformance.model import FAIL, MEDIA_UNAVAILABLE, PASS, SKIP, WARN, Observations, Result
+from gb28181.conformance.model import (
+    FAIL,
+    MEDIA_UNAVAILABLE,
+    PASS,
+    SKIP,
+    WARN,
+    MediaObservations,
+    MediaSession,
+    Observations,
+    Result,
+)
 from gb28181.conformance.trace import TraceEntry
 from gb28181.manscdp import Envelope, ManscdpError, parse_envelope
 from gb28181.manscdp.codec import decode as decode_message
@@ -718,8 +728,113 @@ def _subscription(kind: str) -> Check:
     return check
 
 
-def _media(obs: Observations) -> tuple[str, str, list[str]]:
-    return SKIP, MEDIA_UNAVAILABLE, []  # reached only once obs.media is set and a media check is plugged in
+FIRST_KEYFRAME_WARN = 4.0  # s from 200 OK to the first keyframe (a GOP of 2-4 s is usual)
+INVITE_ANSWER_WARN = 5.0  # s from INVITE to 200 OK
+
+
+def _session(obs: Observations, mode: str) -> tuple[MediaSession | None, tuple[str, str, list[str]] | None]:
+    media: MediaObservations = obs.media
+    session = media.sessions.get(mode)
+    if session is None:
+        return None, (SKIP, f"no {mode} session in this run", [])
+    if session.error:
+        return None, (FAIL, f"{mode}: {session.error}", [])
+    return session, None
+
+
+def _stream_problems(s: MediaSession) -> tuple[list[str], list[str]]:
+    """(failures, warnings) of a session's SDP answer and stream (§10.1, §10.3)."""
+    fails, warns = [], []
+    if s.answer_y and s.offer_y and s.answer_y != s.offer_y:
+        warns.append(f"y= changed in the 200 OK: offered {s.offer_y}, answered {s.answer_y}")
+    if not s.answer_y:
+        warns.append("no y= in the 200 OK")
+    if s.answer_f is None:
+        warns.append("no f= in the 200 OK")
+    if s.offer_setup:
+        want = {"passive": "active", "active": "passive"}.get(s.offer_setup, "")
+        if s.answer_setup != want:
+            fails.append(f"a=setup:{s.answer_setup or '(none)'} answering a=setup:{s.offer_setup}")
+    expected = s.answer_y or s.offer_y
+    if not s.rtp_ssrcs:
+        fails.append("no RTP received")
+    elif 0 in s.rtp_ssrcs:
+        fails.append("SSRC 0 in RTP")
+    elif expected.isdigit() and int(expected) not in s.rtp_ssrcs:
+        fails.append(f"RTP SSRC {s.rtp_ssrcs[0]} does not match y={expected}")
+    if s.rtp_ssrcs and not s.ps_pack_header:
+        fails.append("no PS pack header")
+    if s.rtp_ssrcs and not (s.ps_system_header and s.ps_psm):
+        warns.append("no PS system header / PSM on keyframes")
+    if s.rtp_ssrcs and not s.codec:
+        fails.append("no video codec detected")
+    if s.rtp_ssrcs and s.first_keyframe is None:
+        fails.append("no keyframe")
+    elif s.first_keyframe is not None and s.first_keyframe > FIRST_KEYFRAME_WARN:
+        warns.append(f"first keyframe after {s.first_keyframe:.1f} s")
+    if s.answer_time is not None and s.answer_time > INVITE_ANSWER_WARN:
+        warns.append(f"200 OK after {s.answer_time:.1f} s")
+    if not s.ended:
+        fails.append("the session could not be ended")
+    return fails, warns
+
+
+def _verdict(fails: list[str], warns: list[str], ok: str) -> tuple[str, str, list[str]]:
+    if fails:
+        return FAIL, "; ".join(fails), warns
+    if warns:
+        return WARN, "; ".join(warns), []
+    return PASS, ok, []
+
+
+def _live(mode: str) -> Check:
+    def check(obs: Observations) -> tuple[str, str, list[str]]:
+        s, early = _session(obs, mode)
+        if s is None:
+            return early  # type: ignore[return-value]
+        fails, warns = _stream_problems(s)
+        return _verdict(fails, warns, f"{s.codec} in PS, SSRC {s.rtp_ssrcs[0] if s.rtp_ssrcs else '-'}, "
+                                      f"first keyframe after {s.first_keyframe or 0:.1f} s")  # fmt: skip
+
+    check.__doc__ = f"§10.1, §10.3: live {mode}: 200 OK, SDP y=/f=/a=setup, RTP SSRC = y=, PS structure, codec."
+    return check
+
+
+def media_playback(obs: Observations) -> tuple[str, str, list[str]]:
+    """§10.4, §10.5, §7.10: playback streams, takes MANSRTSP PAUSE/PLAY/Scale, ends with MediaStatus 121."""
+    s, early = _session(obs, "playback")
+    if s is None:
+        return early  # type: ignore[return-value]
+    fails, warns = _stream_problems(s)
+    fails += [f"MANSRTSP {name} refused" for name, ok in s.controls if not ok]
+    if s.media_status_121 is False:
+        fails.append("no MediaStatus 121 at the end of the file")
+    return _verdict(fails, warns, "playback with pause/resume/scale and MediaStatus 121")
+
+
+def media_download(obs: Observations) -> tuple[str, str, list[str]]:
+    """§10.4: download at the asked speed, ending with MediaStatus 121."""
+    s, early = _session(obs, "download")
+    if s is None:
+        return early  # type: ignore[return-value]
+    fails, warns = _stream_problems(s)
+    if s.asked_speed and s.speed is not None and s.speed < 0.5 * s.asked_speed:
+        warns.append(f"downloaded at {s.speed:.1f}x, asked {s.asked_speed:g}x")
+    if s.media_status_121 is False:
+        fails.append("no MediaStatus 121 at the end of the download")
+    return _verdict(fails, warns, f"download at {s.speed or 0:.1f}x")
+
+
+def media_broadcast(obs: Observations) -> tuple[str, str, list[str]]:
+    """§7.11 (STD22 §9.12): voice broadcast, where the device lists a voice output."""
+    media: MediaObservations = obs.media
+    if not media.voice_output:
+        return SKIP, "the device lists no voice output", []
+    if media.broadcast is None:
+        return SKIP, "no broadcast session in this run", []
+    if media.broadcast.error:
+        return FAIL, f"broadcast: {media.broadcast.error}", []
+    return PASS, "broadcast accepted", []
 
 
 # ------------------------------------------------------------------------------------------ the list
@@ -760,14 +875,16 @@ CLAUSES: tuple[Clause, ...] = (
     Clause("subscribe.alarm", "alarm subscription", "§9 (STD22 §9.11)", _subscription("alarm")),
     Clause("subscribe.position", "mobile position subscription", "§9, §7.9 (A.2.4.9)", _subscription("position")),
     # Media (issue 11 "Media"): plugged in once the platform has INVITE sessions (branch invite).
-    Clause("media.live-udp", "live over UDP: 200 OK, SDP y=/f=, SSRC, PS, first keyframe", "§10.1, §10.3", _media,
+    Clause("media.live-udp", "live over UDP: 200 OK, SDP y=/f=, SSRC, PS, first keyframe", "§10.1, §10.3",
+           _live("live-udp"), media=True),
+    Clause("media.live-tcp-passive", "live over TCP passive", "§10.1 (a=setup)", _live("live-tcp-passive"),
            media=True),
-    Clause("media.live-tcp-passive", "live over TCP passive", "§10.1 (a=setup)", _media, media=True),
-    Clause("media.live-tcp-active", "live over TCP active", "§10.1 (a=setup)", _media, media=True),
+    Clause("media.live-tcp-active", "live over TCP active", "§10.1 (a=setup)", _live("live-tcp-active"),
+           media=True),
     Clause("media.playback", "playback: MANSRTSP pause/resume/scale, MediaStatus 121", "§10.4, §10.5, §7.10",
-           _media, media=True),
-    Clause("media.download", "download with speed", "§10.4", _media, media=True),
-    Clause("media.broadcast", "voice broadcast", "§7.11 (STD22 §9.12)", _media, media=True),
+           media_playback, media=True),
+    Clause("media.download", "download with speed", "§10.4", media_download, media=True),
+    Clause("media.broadcast", "voice broadcast", "§7.11 (STD22 §9.12)", media_broadcast, media=True),
 )  # fmt: skip
 BY_ID = {c.id: c for c in CLAUSES}
 

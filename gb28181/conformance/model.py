@@ -64,3 +64,41 @@ class Observations:
 
     def probe(self, name: str) -> Probe | None:
         return self.probes.get(name)
+
+
+# ------------------------------------------------------------------------------------------ media (plug-in point)
+LIVE_MODES = ("live-udp", "live-tcp-passive", "live-tcp-active")
+MEDIA_MODES = (*LIVE_MODES, "playback", "download")
+
+
+@dataclass(frozen=True)
+class MediaSession:
+    """What one media session of the run showed. Filled by the platform's media layer (INVITE, RTP receiver, PS
+    demuxer) through ``Platform.media_probe`` once it exists; the clauses judge it (spec digest §10)."""
+
+    mode: str  # one of MEDIA_MODES
+    error: str = ""  # the INVITE failed or timed out: why (the session then shows nothing else)
+    answer_time: float | None = None  # s from INVITE to the 200 OK
+    offer_y: str = ""  # the SSRC our offer carried in y=
+    answer_y: str = ""  # the y= of the device's answer ("" when absent)
+    answer_f: str | None = None  # the f= line of the answer, None when absent
+    offer_setup: str = ""  # a=setup of our offer (TCP modes): "passive" or "active"
+    answer_setup: str = ""  # a=setup of the answer
+    rtp_ssrcs: tuple[int, ...] = ()  # distinct SSRCs seen in RTP
+    ps_pack_header: bool = False  # MPEG-PS pack header (0x000001BA) seen
+    ps_system_header: bool = False  # system header (0x000001BB) on keyframes
+    ps_psm: bool = False  # program stream map (0x000001BC)
+    codec: str = ""  # detected video codec: "H264", "H265", "SVAC", ...
+    first_keyframe: float | None = None  # s from the 200 OK to the first keyframe
+    controls: tuple[tuple[str, bool], ...] = ()  # playback MANSRTSP: ("pause", ok), ("resume", ok), ("scale", ok)
+    media_status_121: bool | None = None  # playback/download: MediaStatus NotifyType 121 at the end
+    asked_speed: float | None = None  # download: the speed asked for in the INVITE (a=downloadspeed)
+    speed: float | None = None  # download: achieved speed (media time / wall time)
+    ended: bool = True  # the run ended the session (BYE answered): it never leaves a device streaming
+
+
+@dataclass(frozen=True)
+class MediaObservations:
+    sessions: dict[str, MediaSession] = field(default_factory=dict)  # by mode
+    broadcast: MediaSession | None = None  # voice broadcast, when the device lists an audio output
+    voice_output: bool = False  # the device lists a voice output (type 137) in its catalog

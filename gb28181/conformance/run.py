@@ -3,7 +3,13 @@ registered yet (so that its REGISTER exchange is seen), probe it through the pla
 keepalives for as long as the time budget allows, undo what was changed, and judge the clauses.
 
 This is the IO side (the clauses are pure). Everything is bounded by ``timeout``; the undo steps run even when
-the budget runs out. Nothing here streams media: media clauses stay SKIP until the platform has INVITE sessions.
+the budget runs out.
+
+Media (the plug-in point for the INVITE layer): when the platform has ``async media_probe(device_id, channel_id,
+modes) -> MediaObservations`` (model.py), the run calls it for the selected media modes and the media clauses
+judge what it returns. It must end every session it opened (BYE) before it returns or when it is cancelled (the
+run's budget), so that a run never leaves a device streaming. Without it the media clauses are SKIP, "media
+sessions not available in this build".
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from gb28181.conformance.clauses import Clause, evaluate, select
-from gb28181.conformance.model import Observations, Probe, Result
+from gb28181.conformance.model import MEDIA_MODES, MediaObservations, Observations, Probe, Result
 from gb28181.conformance.trace import Trace
 from gb28181.operations import OperationError
 from gb28181.sn import QueryError
@@ -96,6 +102,7 @@ class ConformanceRun:
         self.probes: dict[str, Probe] = {}
         self.notes: list[str] = []
         self._undo: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        self.media: MediaObservations | None = None
 
     async def run(self) -> Report:
         p = self.platform
@@ -120,6 +127,7 @@ class ConformanceRun:
             device_id=self.device_id, platform_id=p.cfg.sip.id, entries=list(self.trace.entries), probes=self.probes,
             started=started, ended=p.mono(), wall=p.wall(), utc_offset=_utc_offset(p.tz, p.wall()),
             gb_version=(device.gb_version if device is not None else "") or "", min_expires=p.cfg.sip.min_expires,
+            media=self.media,
         )  # fmt: skip
         info = {}
         if device is not None:
@@ -163,7 +171,10 @@ class ConformanceRun:
             await self._probe("status", self._status)
         if "catalog" in want:
             await self._probe("catalog", lambda: p.catalog_sync(dev, wait=True))
-        target = await self._video_target() if want & {"presets", "records", "ptz", "record"} else None
+        media_probe = getattr(p, "media_probe", None)
+        media_modes = tuple(m for m in MEDIA_MODES if any(c.id == f"media.{m}" for c in self.clauses))
+        channel_probes = want & {"presets", "records", "ptz", "record"}
+        target = await self._video_target() if channel_probes or (media_probe and media_modes) else None
         if "presets" in want and target:
             await self._presets(target)
         if "records" in want and target:
@@ -177,6 +188,8 @@ class ConformanceRun:
             await self._guard()
         if "reset-alarm" in want:
             await self._probe("reset-alarm", lambda: p.reset_alarm(dev, "conformance"))
+        if media_probe is not None and media_modes and target:
+            self.media = await media_probe(dev, target, media_modes)
         for kind in ("catalog", "alarm", "position"):
             if f"subscribe-{kind}" in want:
                 before = p.subs.get(dev, kind)

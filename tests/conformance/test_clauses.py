@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gb28181.conformance.clauses import BY_ID, CLAUSES, evaluate, select
-from gb28181.conformance.model import FAIL, MEDIA_UNAVAILABLE, PASS, SKIP, WARN
+from gb28181.conformance.model import FAIL, MEDIA_UNAVAILABLE, PASS, SKIP, WARN, MediaObservations, MediaSession
 from tests.conformance.helpers import DEV, PLATFORM, Builder, manscdp, video_item
 
 QOP = [("WWW-Authenticate", 'Digest realm="3402000000", nonce="abc", algorithm=MD5, qop="auth"')]
@@ -350,6 +350,75 @@ def test_media_clauses_are_an_honest_skip_until_media_sessions_exist() -> None:
     for c in media:
         r = c.run(Builder().obs)
         assert (r.verdict, r.why) == (SKIP, MEDIA_UNAVAILABLE)
+
+
+def live(mode: str = "live-udp", **changes: object) -> MediaSession:
+    base: dict[str, object] = {
+        "mode": mode,
+        "answer_time": 0.3,
+        "offer_y": "0100000001",
+        "answer_y": "0100000001",
+        "answer_f": "v/2/4/25/1/4096a///",
+        "rtp_ssrcs": (100000001,),
+        "ps_pack_header": True,
+        "ps_system_header": True,
+        "ps_psm": True,
+        "codec": "H264",
+        "first_keyframe": 0.8,
+    }
+    if mode.startswith("live-tcp"):
+        base.update(
+            offer_setup="passive" if mode.endswith("passive") else "active",
+            answer_setup="active" if mode.endswith("passive") else "passive",
+        )
+    base.update(changes)
+    return MediaSession(**base)  # type: ignore[arg-type]
+
+
+def with_media(**sessions: MediaSession) -> Builder:
+    b = Builder()
+    b.obs.media = MediaObservations({s.mode: s for s in sessions.values()})
+    return b
+
+
+def test_media_clauses_judge_sessions_once_the_media_layer_fills_them() -> None:
+    ok = with_media(a=live(), b=live("live-tcp-passive"), c=live("live-tcp-active"))
+    for mode in ("live-udp", "live-tcp-passive", "live-tcp-active"):
+        assert verdict(ok, f"media.{mode}")[0] == PASS, verdict(ok, f"media.{mode}")
+    assert verdict(ok, "media.playback") == (SKIP, "no playback session in this run")
+    assert verdict(ok, "media.broadcast") == (SKIP, "the device lists no voice output")
+
+
+@pytest.mark.parametrize(
+    ("session", "expected", "words"),
+    [
+        (live(rtp_ssrcs=(0,)), FAIL, "SSRC 0 in RTP"),
+        (live(answer_y="0100000099", rtp_ssrcs=(100000099,)), WARN, "y= changed in the 200 OK"),
+        (live(rtp_ssrcs=(5,)), FAIL, "does not match y="),
+        (live(ps_pack_header=False), FAIL, "no PS pack header"),
+        (live(ps_psm=False), WARN, "PSM"),
+        (live(answer_f=None), WARN, "no f="),
+        (live(first_keyframe=9.0), WARN, "first keyframe after 9.0 s"),
+        (live(error="no answer to INVITE within 10 s (timed out)"), FAIL, "timed out"),
+        (live(ended=False), FAIL, "could not be ended"),
+        (live("live-tcp-passive", answer_setup="passive"), FAIL, "a=setup:passive answering a=setup:passive"),
+    ],
+)
+def test_media_quirks_are_flagged(session: MediaSession, expected: str, words: str) -> None:
+    v, why = verdict(with_media(s=session), f"media.{session.mode}")
+    assert v == expected and words in why, why
+
+
+def test_playback_controls_media_status_and_download_speed() -> None:
+    good = with_media(p=live("playback", controls=(("pause", True), ("resume", True), ("scale", True)),
+                             media_status_121=True))  # fmt: skip
+    bad = with_media(p=live("playback", controls=(("pause", True), ("scale", False)), media_status_121=False))
+    slow = with_media(d=live("download", asked_speed=4.0, speed=1.0, media_status_121=True))
+    assert verdict(good, "media.playback")[0] == PASS
+    v, why = verdict(bad, "media.playback")
+    assert v == FAIL and "MANSRTSP scale refused" in why and "MediaStatus 121" in why
+    v, why = verdict(slow, "media.download")
+    assert v == WARN and "1.0x, asked 4x" in why
 
 
 def test_select_by_id_and_prefix() -> None:
