@@ -183,6 +183,14 @@ def _client(admin_url: str, db: str) -> Admin:
     return Admin(admin_url, _token(db))
 
 
+def _print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
+    """A listing: the JSON array with --json, else a table of these columns."""
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+    else:
+        _print_table(rows, columns)
+
+
 def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     if not rows:
         click.echo("(none)")
@@ -202,10 +210,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 def devices(status: str | None, as_json: bool, admin_url: str, db: str) -> None:
     """List devices."""
     rows = _client(admin_url, db).call("GET", "/api/devices", query={"status": status})
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False))
-        return
-    _print_table(rows, ["id", "name", "status", "transport", "address", "last_keepalive", "expires"])
+    _print_rows(rows, ["id", "name", "status", "transport", "address", "last_keepalive", "expires"], as_json)
 
 
 @main.group()
@@ -417,10 +422,7 @@ def channels(ctx: click.Context, device_id: str | None, status: str | None, civi
     rows = _client(admin_url, db).call(
         "GET", "/api/channels", query={"device": device_id, "status": status, "civil_code": civil_code}
     )
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False))
-        return
-    _print_table(rows, ["device_id", "id", "name", "kind", "status", "civil_code", "point_class"])
+    _print_rows(rows, ["device_id", "id", "name", "kind", "status", "civil_code", "point_class"], as_json)
 
 
 @main.group()
@@ -492,10 +494,7 @@ def events(
     rows = _client(admin_url, db).call(
         "GET", "/api/events", query={"device": device_id, "since": since, "until": until, "limit": limit}
     )
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False))
-        return
-    _print_table(rows, ["at", "subject", "event", "reason"])
+    _print_rows(rows, ["at", "subject", "event", "reason"], as_json)
 
 
 @main.group(invoke_without_command=True)
@@ -546,10 +545,8 @@ def subscribe(kind: str, device_id: str, as_json: bool, admin_url: str, db: str)
 def subscriptions(device_id: str | None, as_json: bool, admin_url: str, db: str) -> None:
     """List subscriptions: state (pending/active/failed), expiry, failures, last error."""
     rows = _client(admin_url, db).call("GET", "/api/subscriptions", query={"device": device_id})
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False))
-        return
-    _print_table(rows, ["device_id", "kind", "state", "expires_in", "next_in", "failures", "notifies", "last_error"])
+    columns = ["device_id", "kind", "state", "expires_in", "next_in", "failures", "notifies", "last_error"]
+    _print_rows(rows, columns, as_json)
 
 
 @main.command()
@@ -612,10 +609,7 @@ def alarm_reset(device_id: str, alarm_type: str | None, alarm_method: str | None
 def positions(device_id: str | None, as_json: bool, admin_url: str, db: str) -> None:
     """The latest mobile position of each device or channel (MobilePosition notifications)."""
     rows = _client(admin_url, db).call("GET", "/api/positions", query={"device": device_id})
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False))
-        return
-    _print_table(rows, ["device_id", "id", "time", "longitude", "latitude", "speed", "direction"])
+    _print_rows(rows, ["device_id", "id", "time", "longitude", "latitude", "speed", "direction"], as_json)
 # ---------------------------------------------------------------------------------------------- operations
 PTZ_ACTIONS = ["left", "right", "up", "down", "zoom-in", "zoom-out", "focus-near", "focus-far", "iris-open",
                "iris-close", "stop"]  # fmt: skip
@@ -828,10 +822,7 @@ def share_add(upstream_id: str, items: tuple[str, ...], as_id: str | None, name:
         raise click.UsageError("--as and --name apply to one item at a time")
     body = {"items": list(items), "as": as_id, "name": name}
     rows = _client(admin_url, db).call("POST", f"/api/upstreams/{upstream_id}/shares", body=body)
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False))
-        return
-    _print_table(rows, ["item", "as", "name", "created_at"])
+    _print_rows(rows, ["item", "as", "name", "created_at"], as_json)
 
 
 @share.command("remove")

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from gb28181.staging import next_quiet, take_quiet
+
 
 class HasId(Protocol):
     device_id: str
@@ -109,24 +111,11 @@ class CatalogAssembler:
     def due(self, now: float) -> list[Commit]:
         """Syncs that went quiet: partial commits after the inter-packet timeout, and our queries that never got
         a first packet (an empty, non-removing Commit with reason "no answer")."""
-        out = []
-        for key, staged in list(self._staged.items()):
-            if staged.last_packet is not None:
-                if now - staged.last_packet >= self.inter_packet_timeout:
-                    del self._staged[key]
-                    out.append(self._commit(staged, complete=False, reason="inter-packet timeout"))
-            elif now - staged.started >= self.first_packet_timeout:
-                del self._staged[key]
-                out.append(self._commit(staged, complete=False, reason="no answer"))
-        return out
+        quiet = take_quiet(self._staged, now, self.inter_packet_timeout, self.first_packet_timeout)
+        return [self._commit(staged, complete=False, reason=why) for staged, why in quiet]
 
     def next_deadline(self) -> float | None:
-        deadlines = [
-            (s.last_packet + self.inter_packet_timeout) if s.last_packet is not None
-            else (s.started + self.first_packet_timeout)
-            for s in self._staged.values()
-        ]  # fmt: skip
-        return min(deadlines, default=None)
+        return next_quiet(self._staged.values(), self.inter_packet_timeout, self.first_packet_timeout)
 
     def _commit(self, staged: _Staged, *, complete: bool, reason: str) -> Commit:
         sum_num = staged.sum_num or 0
@@ -145,7 +134,6 @@ class CatalogAssembler:
             staged.device_id, staged.sn, _merged(staged), sum_num, staged.packets, complete,
             staged.ours, may_remove, confirm, reason, staged.duplicates,
         )  # fmt: skip
-
 
     # ------------------------------------------------------------------ catalog NOTIFY vs staged syncs
     def notify(self, device_id: str, changes: Sequence[tuple[str, str, Any]]) -> int:

@@ -5,11 +5,16 @@ Every value is validated when loaded; ``ConfigError`` carries a message an opera
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from gb28181.media.backend import parse_port_range
 
 DEFAULT_ID = "34020000002000000001"
 
@@ -253,6 +258,32 @@ class AdminConfig:
     tokens: tuple[AdminToken, ...] = ()  # further named tokens with roles (ARCHITECTURE.md)
 
 
+MEDIA_BACKENDS = ("embedded", "zlmediakit")
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """``[media]``: which backend receives RTP (``gb28181/media/``) and, for ZLMediaKit, how to reach it.
+
+    ``zlm_secret`` is ZLMediaKit's ``api.secret``; ``zlm_hook_secret`` is ours, carried by the hook URLs configured
+    in ZLMediaKit (``.../zlm/hook/on_stream_changed?secret=...``), never the operator token (DECISIONS.md)."""
+
+    backend: str = "embedded"  # "embedded" | "zlmediakit"
+    rtp_ports: str = "30000-30500"  # the embedded receiver's ports (ZLMediaKit uses its own rtp_proxy.port_range)
+    advertise: str = ""  # IP put in SDP c= (for zlmediakit: the address devices reach ZLMediaKit's RTP ports on)
+    zlm_url: str = "http://127.0.0.1:80"  # ZLMediaKit's HTTP API base
+    zlm_secret: str = ""
+    zlm_hook_secret: str = ""
+    zlm_timeout: float = 5.0  # seconds per API call
+    zlm_retries: int = 2  # further attempts when ZLMediaKit is unreachable (idempotent calls also on timeout)
+    zlm_stream_prefix: str = "gb"  # our stream ids under app rtp; distinct per platform sharing one ZLMediaKit
+
+    def __bool__(self) -> bool:
+        """True when the file set anything in [media] (as the former dict was): cli.py warns on it until the
+        composition root wires the backend in."""
+        return self != MediaConfig()
+
+
 @dataclass(frozen=True)
 class Config:
     platform: PlatformConfig = field(default_factory=PlatformConfig)
@@ -262,8 +293,8 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     # Sections the contract names that later issues implement; kept so a full config file still loads.
-    media: dict[str, Any] = field(default_factory=dict)
     upstream: tuple[UpstreamConfig, ...] = ()
 
     @property
@@ -283,6 +314,7 @@ _SECTIONS = {
     "catalog": CatalogConfig,
     "subscribe": SubscribeConfig,
     "admin": AdminConfig,
+    "media": MediaConfig,
 }
 
 
@@ -360,7 +392,46 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("[[upstream]] ids must be distinct")
     if s.id in ids:
         raise ConfigError("[[upstream]] id must not be our own [sip] id")
+    _validate_media(cfg.media)
     return cfg
+
+
+def _validate_media(m: MediaConfig) -> None:
+    if m.backend not in MEDIA_BACKENDS:
+        raise ConfigError(f"[media] backend must be one of {', '.join(MEDIA_BACKENDS)}, not {m.backend!r}")
+    try:
+        parse_port_range(m.rtp_ports)
+    except ValueError as exc:
+        raise ConfigError(f"[media] {exc}") from exc
+    if m.advertise and not _is_ip(m.advertise):
+        raise ConfigError(f"[media] advertise must be an IP address, not {m.advertise!r}")
+    if not 0.1 <= m.zlm_timeout <= 120:
+        raise ConfigError("[media] zlm_timeout must be between 0.1 and 120 seconds")
+    if not 0 <= m.zlm_retries <= 10:
+        raise ConfigError("[media] zlm_retries must be between 0 and 10")
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,16}", m.zlm_stream_prefix):
+        raise ConfigError("[media] zlm_stream_prefix must be 1-16 letters, digits or '-'")
+    url = urlsplit(m.zlm_url)
+    try:
+        port_ok = url.port is None or 0 < url.port <= 65535
+    except ValueError:
+        port_ok = False
+    if url.scheme not in ("http", "https") or not url.hostname or not port_ok or url.query or url.fragment:
+        raise ConfigError(f"[media] zlm_url {m.zlm_url!r}: expected http://HOST[:PORT] (ZLMediaKit's HTTP API)")
+    if m.backend == "zlmediakit":
+        if not m.zlm_secret:
+            raise ConfigError('[media] backend = "zlmediakit" needs zlm_secret (api.secret in its config.ini)')
+        if len(m.zlm_hook_secret) < 16 or not m.zlm_hook_secret.isascii() or not m.zlm_hook_secret.isprintable():
+            raise ConfigError("[media] backend = \"zlmediakit\" needs zlm_hook_secret: at least 16 printable ASCII "
+                              "characters, put in the hook URLs configured in ZLMediaKit (?secret=...)")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _validate_subscribe(sub: SubscribeConfig) -> None:
@@ -393,16 +464,12 @@ def load(path: str | Path | None) -> Config:
     for key, value in data.items():
         if key in _SECTIONS:
             kwargs[key] = _section(_SECTIONS[key], value, key)
-        elif key == "media":
-            if not isinstance(value, dict):
-                raise ConfigError("[media] must be a table")
-            kwargs["media"] = value
         elif key == "upstream":
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise ConfigError("[[upstream]] must be an array of tables")
             kwargs["upstream"] = tuple(UpstreamConfig.parse(v, i) for i, v in enumerate(value))
         else:
-            raise ConfigError(f"unknown section [{key}] (known: {', '.join([*_SECTIONS, 'media', 'upstream'])})")
+            raise ConfigError(f"unknown section [{key}] (known: {', '.join([*_SECTIONS, 'upstream'])})")
     return validate(Config(**kwargs))
 
 

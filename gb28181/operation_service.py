@@ -85,7 +85,7 @@ class OperationService:
         owners = [c.device_id for c in await self.store.find_channels(target_id)]
         return resolve(target_id, self._status_of, owners, device_only=device_only)
 
-    async def _ask(self, device_id: str, sn: int, cmd_type: str, answer_type: str, body: bytes) -> bytes:
+    async def ask(self, device_id: str, sn: int, cmd_type: str, answer_type: str, body: bytes) -> bytes:
         """Send one MANSCDP body and wait for the Response with its SN (A.1); silence past ``[sip] query_timeout``,
         a refusal and ``Result ERROR`` are QueryErrors."""
         answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -112,7 +112,7 @@ class OperationService:
         self.count(f"control:{command.TAG}")
         out = {"device_id": target.device_id, "target": target.body_id, "command": command.TAG, "sn": sn}
         if responds(command):
-            await self._ask(target.device_id, sn, what, "DeviceControl", body)
+            await self.ask(target.device_id, sn, what, "DeviceControl", body)
             return {**out, "result": "OK"}
         try:
             async with asyncio.timeout(self.query_timeout):
@@ -179,7 +179,7 @@ class OperationService:
         device = self._device_of(target.device_id)
         sn = self.correlator.new_sn(target.device_id)
         self.count("query:PresetQuery")
-        data = await self._ask(target.device_id, sn, "PresetQuery", "PresetQuery",
+        data = await self.ask(target.device_id, sn, "PresetQuery", "PresetQuery",
                                preset_query(sn, target.body_id, device.charset))  # fmt: skip
         try:
             answer = decode_message(data).message

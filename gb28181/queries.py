@@ -6,37 +6,28 @@ CLI prints (every element the device sent, nested as it came).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
-from xml.sax.saxutils import escape
 
 from lxml import etree
 
 from gb28181.manscdp import _PARSER, ManscdpError, decode
+from gb28181.manscdp.codec import encode
+from gb28181.manscdp.messages import ConfigDownloadQuery, DeviceInfoQuery, DeviceStatusQuery, Message
 
-# CLI verb -> (CmdType, extra elements). ConfigDownload asks for BasicParam (HeartBeatInterval/Count, ...).
-QUERIES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
-    "info": ("DeviceInfo", ()),
-    "status": ("DeviceStatus", ()),
-    "config": ("ConfigDownload", (("ConfigType", "BasicParam"),)),
+# CLI verb -> the Query it sends (A.2.4). ConfigDownload asks for BasicParam (HeartBeatInterval/Count, ...).
+QUERIES: dict[str, Callable[[int, str], Message]] = {
+    "info": lambda sn, device_id: DeviceInfoQuery(sn=sn, device_id=device_id),
+    "status": lambda sn, device_id: DeviceStatusQuery(sn=sn, device_id=device_id),
+    "config": lambda sn, device_id: ConfigDownloadQuery(sn=sn, device_id=device_id, config_type=("BasicParam",)),
 }
 
 
-def build_query(
-    cmd_type: str, sn: int, device_id: str, extra: tuple[tuple[str, str], ...] = (), charset: str = "GB2312"
-) -> bytes:
-    """A ``<Query>`` body (A.2.4). Declared GB2312 and encoded with GB18030 (DECISIONS.md: Encoding out)."""
-    declared = "UTF-8" if charset.upper() in ("UTF-8", "UTF8") else charset.upper()
-    lines = [
-        f'<?xml version="1.0" encoding="{declared}"?>',
-        "<Query>",
-        f"<CmdType>{escape(cmd_type)}</CmdType>",
-        f"<SN>{sn}</SN>",
-        f"<DeviceID>{escape(device_id)}</DeviceID>",
-    ]
-    lines.extend(f"<{name}>{escape(value)}</{name}>" for name, value in extra)
-    lines.append("</Query>")
-    text = "\r\n".join(lines) + "\r\n"
-    return text.encode("utf-8" if declared == "UTF-8" else "gb18030")
+def build_query(verb: str, sn: int, device_id: str, charset: str = "GB2312") -> tuple[str, bytes]:
+    """(CmdType, body) of the ``<Query>`` for a CLI verb, through the codec's encoder (declared and encoded per
+    DECISIONS.md: Encoding out), like every other body the platform sends."""
+    message = QUERIES[verb](sn, device_id)
+    return type(message).CMD, encode(message, charset=charset)
 
 
 def render(body: bytes) -> dict[str, Any]:

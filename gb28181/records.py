@@ -19,6 +19,7 @@ from typing import Any
 
 from gb28181.manscdp.codec import encode
 from gb28181.manscdp.messages import RecordInfoQuery, RecordItem
+from gb28181.staging import next_quiet, take_quiet
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # A.2.1: dateTime without zone, the device's local time
 
@@ -129,24 +130,11 @@ class RecordAssembler:
     def due(self, now: float) -> list[RecordResult]:
         """Searches that went quiet: partial results after the inter-packet timeout, and queries never answered
         (an empty, incomplete result with reason "no answer")."""
-        out = []
-        for key, staged in list(self._staged.items()):
-            if staged.last_packet is not None:
-                if now - staged.last_packet >= self.inter_packet_timeout:
-                    del self._staged[key]
-                    out.append(self._result(staged, complete=False, reason="inter-packet timeout"))
-            elif now - staged.started >= self.first_packet_timeout:
-                del self._staged[key]
-                out.append(self._result(staged, complete=False, reason="no answer"))
-        return out
+        quiet = take_quiet(self._staged, now, self.inter_packet_timeout, self.first_packet_timeout)
+        return [self._result(staged, complete=False, reason=why) for staged, why in quiet]
 
     def next_deadline(self) -> float | None:
-        deadlines = [
-            (s.last_packet + self.inter_packet_timeout) if s.last_packet is not None
-            else (s.started + self.first_packet_timeout)
-            for s in self._staged.values()
-        ]  # fmt: skip
-        return min(deadlines, default=None)
+        return next_quiet(self._staged.values(), self.inter_packet_timeout, self.first_packet_timeout)
 
     @staticmethod
     def _result(staged: _Staged, *, complete: bool, reason: str) -> RecordResult:

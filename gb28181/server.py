@@ -32,9 +32,12 @@ from gb28181.conformance.run import ConformanceRun, Report
 from gb28181.conformance.trace import TracingEndpoint
 from gb28181.devices import DeviceService
 from gb28181.keepalive import EXPIRED, LivenessPolicy
-from gb28181.manscdp import Envelope, ManscdpError, parse_envelope
+from gb28181.manscdp import Envelope, ManscdpError
 from gb28181.manscdp.codec import decode as decode_message
+from gb28181.manscdp.codec import decode_parsed
 from gb28181.manscdp.codec import encode as encode_message
+from gb28181.manscdp.codec import envelope as manscdp_envelope
+from gb28181.manscdp.codec import parse as parse_manscdp
 from gb28181.manscdp.control import AlarmCmd, ControlError
 from gb28181.manscdp.messages import (
     AlarmNotify,
@@ -46,7 +49,7 @@ from gb28181.manscdp.messages import (
 )
 from gb28181.notifications import CHANNEL_EVENT, STATUS_EVENTS, alarm_record, catalog_changes, position_records
 from gb28181.operation_service import OperationService
-from gb28181.queries import QUERIES, build_query, render
+from gb28181.queries import build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
 from gb28181.server_upstream import RelayRoute, UpstreamDriver, UpstreamLink
 from gb28181.sn import Correlator, QueryError, check_result
@@ -354,7 +357,9 @@ class Platform(UpstreamDriver):
             self.count("message:unsupported-type")
             return StatelessAnswer(415, [("Accept", "Application/MANSCDP+xml")]), None
         try:
-            env = parse_envelope(req.body)
+            # The codec's parse: strict first, then the known repairs (bare &, NUL, junk in Address...), so a
+            # repairable body is taken here as the codec would take it, and read once (decode_parsed below).
+            env = manscdp_envelope(parse_manscdp(req.body))
         except ManscdpError as exc:
             self.count("message:bad-xml")
             log.info("MESSAGE from %s (%s): unreadable MANSCDP (%s); raw %r", user, peer, exc.reason, exc.raw[:300])
@@ -390,14 +395,10 @@ class Platform(UpstreamDriver):
         if env.kind == "Response" and self.relay_response(user, env.sn, req.body):
             return  # a packet of a superior's relayed query (gb28181/server_upstream.py)
         if env.kind == "Response" and env.cmd_type == "Catalog":
-            try:
-                decoded = decode_message(req.body)
-            except ManscdpError as exc:
-                self.count("catalog:bad-xml")
-                log.info("Catalog packet from %s unreadable: %s; raw %r", user, exc.reason, exc.raw[:300])
-                return
-            if isinstance(decoded.message, CatalogResponse):
-                self._on_catalog(user, decoded.message)
+            # Read the packet on the next turn of the loop, once the 200 is on its way: a lower platform sends its
+            # next packet only after our 200 (App. M), so it sends while we read instead of waiting for us.
+            # Packets keep their order (call_soon is FIFO, and later packets arrive in later I/O callbacks).
+            asyncio.get_running_loop().call_soon(self._read_catalog_packet, user, env, req.body)
         elif env.kind == "Response" and env.cmd_type == "RecordInfo":
             self.operations.on_records(user, req.body)
         elif env.kind == "Response":
@@ -421,24 +422,11 @@ class Platform(UpstreamDriver):
         The MESSAGE goes where the device is (its own TCP connection when it registered over TCP); a non-2xx
         answer, a transport failure, ``Result ERROR`` and silence past ``[sip] query_timeout`` are QueryErrors.
         """
-        cmd_type, extra = QUERIES[verb]
         device = self._registered(device_id)
         sn = self.correlator.new_sn(device_id)
-        body = build_query(cmd_type, sn, device_id, extra, device.charset)
-        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.correlator.add(device_id, sn, cmd_type, answer)
+        cmd_type, body = build_query(verb, sn, device_id, device.charset)
         self.count(f"query:{cmd_type}")
-        try:
-            async with asyncio.timeout(self.cfg.sip.query_timeout):
-                await self._send_to_device(device_id, cmd_type, body)
-                data = await answer
-        except TimeoutError as exc:
-            self.count("query:timeout")
-            raise QueryError(
-                f"device {device_id} did not answer {cmd_type} within {self.cfg.sip.query_timeout:g} s", kind="timeout"
-            ) from exc
-        finally:
-            self.correlator.cancel(device_id, sn)
+        data = await self.operations.ask(device_id, sn, cmd_type, cmd_type, body)
         result = render(data)
         await self._learn(device_id, cmd_type, result)
         return result
@@ -503,6 +491,20 @@ class Platform(UpstreamDriver):
             return {"device_id": device_id, "sn": sn, "state": "started"}
         return await done
 
+    def _read_catalog_packet(self, user: str, env: Envelope, body: bytes) -> None:
+        try:
+            decoded = decode_parsed(env.parsed) if env.parsed is not None else decode_message(body)
+        except ManscdpError as exc:
+            self.count("catalog:bad-xml")
+            log.info("Catalog packet from %s unreadable: %s; raw %r", user, exc.reason, exc.raw[:300])
+            return
+        except Exception:  # the error boundary of this callback, as in handle()
+            self.count("internal-error")
+            log.exception("internal error reading a Catalog packet from %s", user)
+            return
+        if isinstance(decoded.message, CatalogResponse):
+            self._on_catalog(user, decoded.message)
+
     def _on_catalog(self, user: str, message: CatalogResponse) -> None:
         commit = self.catalog.packet(user, message.sn, message.sum_num or 0, message.items, self.mono())
         if commit is not None:
@@ -548,7 +550,7 @@ class Platform(UpstreamDriver):
 
     async def _store_catalog(self, commit: Commit) -> dict[str, Any]:
         now = self.wall()
-        existing = {c.id for c in await self.store.list_channels(device_id=commit.device_id)}
+        existing = await self.store.channel_ids(commit.device_id)
         d = catalog_diff(existing, commit)
         single = len(commit.items) == 1
         upserts = [
@@ -785,7 +787,7 @@ class Platform(UpstreamDriver):
             self.endpoint.reply(event, 415, headers=[("Accept", "Application/MANSCDP+xml")], now=now)
             return
         try:
-            env = parse_envelope(req.body)
+            env = manscdp_envelope(parse_manscdp(req.body))
         except ManscdpError as exc:
             self.count("notify:bad-xml")
             log.info("NOTIFY from %s (%s): unreadable MANSCDP (%s); raw %r", user, event.peer, exc.reason,
@@ -831,10 +833,14 @@ class Platform(UpstreamDriver):
         elif isinstance(message, AlarmNotify):
             alarm = alarm_record(message, user, now, via)
             self._spawn(self._store_alarm(alarm, answer=via == "message"))
+            if self.upstreams:
+                self._spawn(self.alarm_up(user, alarm.source_id, body))
         elif isinstance(message, MobilePositionNotify):
             positions = position_records(message, user, now)
             if positions:
                 self._spawn(self._store_positions(positions))
+                if self.upstreams:
+                    self._spawn(self.positions_up(user, sorted({p.target_id for p in positions}), body))
         else:
             log.info("%s notification from %s: not a Notify body (%s)", cmd_type, user, type(message).__name__)
 

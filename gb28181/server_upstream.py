@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gb28181.cascade.registration import Send, StateChanged, UpstreamRegistration
+from gb28181.cascade.registration import REGISTERED, Send, StateChanged, UpstreamRegistration
 from gb28181.cascade.relay import rewrite as rewrite_body
 from gb28181.cascade.share import TCP_MAX_BODY, UDP_MAX_BODY, SharedCatalog
 from gb28181.cascade.share import build as build_shared
@@ -26,9 +26,9 @@ from gb28181.cascade.subscription import (
     changes,
     granted_expires,
     initial_items,
-    is_catalog_subscription,
     notify_bodies,
     snapshot,
+    subscription_kind,
 )
 from gb28181.config import Config, UpstreamConfig
 from gb28181.manscdp import ManscdpError, parse_envelope
@@ -68,6 +68,7 @@ class Subscription:
     event: str
     expires_at: float
     known: Snapshot = field(default_factory=dict)
+    kind: str = "catalog"  # or "alarm", "position": what its NOTIFYs carry
 
 
 @dataclass
@@ -384,6 +385,69 @@ class UpstreamDriver:
         if response.status >= 300:
             raise QueryError(f"superior {link.cfg.id} answered {response.status}", kind="refused")
 
+    async def alarm_up(self, device_id: str, source_id: str, body: bytes) -> int:
+        """An alarm of a shared device or channel goes up to every registered superior that sees it (GB/T 28181
+        §9.4, alarm notification up the hierarchy): that superior's ID for the source, an SN of ours, its charset.
+        Returns how many superiors took it; a superior that refuses or is silent is logged, not retried."""
+        sent = 0
+        for link in list(self.upstreams.values()):
+            if link.reg.state != REGISTERED:
+                continue
+            shared = await self.shared_catalog(link.cfg.id)
+            shared_id = shared.shared_ids.get((device_id, source_id))
+            if shared_id is None:
+                continue
+            up = rewrite_body(body, sn=self.correlator.new_sn(link.cfg.id), device_id=shared_id,
+                              charset=link.cfg.charset)  # fmt: skip
+            if await self._notify_event(link, "alarm", up):
+                self.count("alarm:up")  # as NOTIFYs of its alarm subscription
+                sent += 1
+                continue
+            try:
+                await self._send_up(link, up)  # no alarm subscription: the MESSAGE form (§9.4)
+            except QueryError as exc:
+                self.count("alarm:up-failed")
+                log.info("alarm of %s/%s not taken by superior %s: %s", device_id, source_id, link.cfg.id, exc.reason)
+                continue
+            self.count("alarm:up")
+            sent += 1
+        return sent
+
+    async def positions_up(self, device_id: str, target_ids: list[str], body: bytes) -> int:
+        """Mobile positions of shared devices or channels go to superiors subscribed to them (2022 §9.11), each
+        position under that superior's ID for its target. Returns how many NOTIFYs were taken."""
+        sent = 0
+        for link in list(self.upstreams.values()):
+            if link.reg.state != REGISTERED or not any(s.kind == "position" for s in link.subscriptions.values()):
+                continue
+            shared = await self.shared_catalog(link.cfg.id)
+            rename = {t: s for t in target_ids if (s := shared.shared_ids.get((device_id, t))) is not None}
+            if not rename:
+                continue
+            if len(rename) < len(target_ids):  # forwarding would show the superior IDs it is not shared
+                log.info("positions of %s only partly shared with %s: not forwarded", device_id, link.cfg.id)
+                continue
+            # One target (the 2016 flat form): it is the body's DeviceID. Several (the 2022 list): we report them.
+            top = rename[target_ids[0]] if len(target_ids) == 1 else self.cfg.sip.id
+            up = rewrite_body(body, sn=self.correlator.new_sn(link.cfg.id), device_id=top,
+                              charset=link.cfg.charset, rename=rename)  # fmt: skip
+            if await self._notify_event(link, "position", up):
+                self.count("position:up")
+                sent += 1
+        return sent
+
+    def _expire_subscriptions(self, link: UpstreamLink, now: float) -> None:
+        for key in [k for k, sub in link.subscriptions.items() if sub.expires_at <= now]:
+            self.endpoint.drop_dialog(link.subscriptions.pop(key).dialog)
+
+    async def _notify_event(self, link: UpstreamLink, kind: str, body: bytes) -> bool:
+        """``body`` as a NOTIFY in every live ``kind`` subscription of this superior; whether any took it."""
+        self._expire_subscriptions(link, self.mono())
+        taken = False
+        for sub in [s for s in link.subscriptions.values() if s.kind == kind]:
+            taken |= await self._send_notify(link, sub, body)
+        return taken
+
     # ------------------------------------------------------------------ a superior's Catalog subscription
     def _on_subscribe(self, event: RequestReceived) -> None:
         """SUBSCRIBE: only configured superiors subscribe to us (their Catalog, App.N); others get 403."""
@@ -404,8 +468,9 @@ class UpstreamDriver:
                                     now=now)  # fmt: skip
                 return
         event_header = req.headers.get("event")
-        if event.dialog is None and not is_catalog_subscription(event_header, cmd_type):
-            self.endpoint.reply(event, 489, headers=[("Allow-Events", "Catalog")], now=now)  # RFC 6665 §4.2.1.1
+        kind = subscription_kind(event_header, cmd_type)
+        if event.dialog is None and kind is None:
+            self.endpoint.reply(event, 489, headers=[("Allow-Events", "Catalog, presence")], now=now)  # RFC 6665
             return
         try:
             expires = granted_expires(req.expires)
@@ -421,7 +486,7 @@ class UpstreamDriver:
             if sub is not None and expires == 0:
                 del link.subscriptions[event.dialog.id]
                 self.endpoint.drop_dialog(event.dialog)
-                log.info("superior %s ended its catalog subscription", link.cfg.id)
+                log.info("superior %s ended its %s subscription", link.cfg.id, sub.kind)
             elif sub is not None:
                 sub.expires_at = now + expires
             return
@@ -429,11 +494,13 @@ class UpstreamDriver:
         dialog = self.endpoint.dialogs.get((req.call_id, response.to.tag or "", req.from_.tag or ""))
         if expires == 0 or dialog is None:
             return
-        sub = Subscription(dialog, event_header or "Catalog", now + expires)
+        kind = kind or "catalog"
+        sub = Subscription(dialog, event_header or "Catalog", now + expires, kind=kind)
         link.subscriptions[dialog.id] = sub
-        self.count("upstream:subscribed")
-        log.info("superior %s subscribed to our catalog for %d s", link.cfg.id, expires)
-        self._spawn(self._notify_initial(link, sub))
+        self.count(f"upstream:subscribed:{kind}")
+        log.info("superior %s subscribed to our %s for %d s", link.cfg.id, kind, expires)
+        if kind == "catalog":
+            self._spawn(self._notify_initial(link, sub))
 
     async def _notify_initial(self, link: UpstreamLink, sub: Subscription) -> None:
         """App.N: report what is offline right away; the rest is assumed ON."""
@@ -445,7 +512,7 @@ class UpstreamDriver:
         """Something the superiors may see changed (channel status, a catalog sync, shares): tell subscribers,
         coalescing bursts into one NOTIFY round per superior."""
         for link in self.upstreams.values():
-            if link.subscriptions and not link.notify_scheduled:
+            if any(s.kind == "catalog" for s in link.subscriptions.values()) and not link.notify_scheduled:
                 link.notify_scheduled = True
                 self._spawn(self._notify_changes(link))
 
@@ -453,12 +520,12 @@ class UpstreamDriver:
         await asyncio.sleep(0.2)  # coalesce a burst (a device going offline takes all its channels)
         link.notify_scheduled = False
         now = self.mono()
-        for key in [k for k, sub in link.subscriptions.items() if sub.expires_at <= now]:
-            self.endpoint.drop_dialog(link.subscriptions.pop(key).dialog)
-        if not link.subscriptions:
+        self._expire_subscriptions(link, now)
+        catalog_subs = [s for s in link.subscriptions.values() if s.kind == "catalog"]
+        if not catalog_subs:
             return
         catalog = await self.shared_catalog(link.cfg.id)
-        for sub in list(link.subscriptions.values()):
+        for sub in catalog_subs:
             items = changes(sub.known, catalog)
             sub.known = snapshot(catalog)
             await self._notify(link, sub, items)
@@ -471,19 +538,28 @@ class UpstreamDriver:
         bodies = notify_bodies(items, sn=sn, device_id=self.cfg.sip.id, batch=link.cfg.catalog_batch,
                                charset=link.cfg.charset)  # fmt: skip
         for body in bodies:
-            remaining = max(0, int(sub.expires_at - self.mono()))
-            request = sub.dialog.build_request("NOTIFY", [
-                ("Event", sub.event), ("Subscription-State", f"active;expires={remaining}"),
-                ("Content-Type", "Application/MANSCDP+xml"),
-            ], body)  # fmt: skip
-            try:
-                response = await self.runner.request(request, sub.dialog.peer)  # type: ignore[arg-type]
-            except (TransactionError, LocalProtocolError) as exc:
-                log.info("catalog NOTIFY to superior %s failed: %s", link.cfg.id, exc)
-                return
-            if response.status == 481:  # the superior forgot the subscription (RFC 6665 §4.1.3)
-                link.subscriptions.pop(sub.dialog.id, None)
-                self.endpoint.drop_dialog(sub.dialog)
+            if not await self._send_notify(link, sub, body):
                 return
         self.count("upstream:notified")
         log.info("catalog NOTIFY to superior %s: %s", link.cfg.id, ", ".join(f"{i.device_id} {i.event}" for i in items))
+
+    async def _send_notify(self, link: UpstreamLink, sub: Subscription, body: bytes) -> bool:
+        """One NOTIFY in the subscription's dialog; whether the superior took it (2xx). A 481 means it forgot the
+        subscription (RFC 6665 §4.1.3): dropped here."""
+        if self.runner is None:
+            return False
+        remaining = max(0, int(sub.expires_at - self.mono()))
+        request = sub.dialog.build_request("NOTIFY", [
+            ("Event", sub.event), ("Subscription-State", f"active;expires={remaining}"),
+            ("Content-Type", "Application/MANSCDP+xml"),
+        ], body)  # fmt: skip
+        try:
+            response = await self.runner.request(request, sub.dialog.peer)  # type: ignore[arg-type]
+        except (TransactionError, LocalProtocolError) as exc:
+            log.info("%s NOTIFY to superior %s failed: %s", sub.kind, link.cfg.id, exc)
+            return False
+        if response.status == 481:
+            link.subscriptions.pop(sub.dialog.id, None)
+            self.endpoint.drop_dialog(sub.dialog)
+            return False
+        return 200 <= response.status < 300

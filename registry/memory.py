@@ -157,6 +157,9 @@ class MemoryStore:
         return [last[s] for s in sorted(last)]
 
     # channels
+    async def channel_ids(self, device_id: str) -> set[str]:
+        return set(self._channels.get(device_id, {}))
+
     async def list_channels(
         self,
         *,

@@ -508,6 +508,11 @@ class SqliteStore:
         return [_event(r) for r in rows]
 
     # channels
+    async def channel_ids(self, device_id: str) -> set[str]:
+        async with self._read("channel_ids") as db:
+            rows = await db.execute_fetchall("SELECT id FROM channels WHERE device_id = ?", (device_id,))
+        return {r[0] for r in rows}
+
     async def list_channels(
         self,
         *,

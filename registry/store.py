@@ -85,6 +85,9 @@ class RegistryStore(Protocol):
         """Channels of every kind ordered by (device_id, id), optionally only those of one device, with that
         reported ``status``, or whose *shown* civil code (override <- reported) starts with the prefix."""
 
+    async def channel_ids(self, device_id: str) -> set[str]:
+        """The IDs of one device's channels (what a catalog diff needs, without reading whole rows)."""
+
     async def get_channel(self, device_id: str, channel_id: str) -> Channel | None: ...
 
     async def apply_catalog(self, device_id: str, upserts: Sequence[Channel], removes: Sequence[str]) -> None:

@@ -136,7 +136,8 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first field of that name, or ``default``."""
-        values = self._idx().get(header_key(name))
+        index = self._index if self._index is not None else self._idx()  # the hot path: no call when built
+        values = index.get(_key_cache.get(name) or header_key(name))
         return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
@@ -155,7 +156,10 @@ class Headers:
         return out
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and header_key(name) in self._idx()
+        if not isinstance(name, str):
+            return False
+        index = self._index if self._index is not None else self._idx()
+        return (_key_cache.get(name) or header_key(name)) in index
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)

@@ -35,6 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gb28181.admin import zlm_hooks
 from gb28181.admin.views import apply_settings, device_json, event_json, iso, parse_time
 from gb28181.channel_csv import CsvImportError, export_csv, parse_csv, plan
 from gb28181.channels import channel_json
@@ -114,6 +115,7 @@ class AdminApi:
         app.router.add_get("/api/reports/report", self.report)
         app.router.add_get("/api/reports/quality", self.report_quality)
         app.router.add_post("/api/devices/{id}/conformance", self.conformance)  # operator role (POST)
+        zlm_hooks.mount(app, getattr(self.platform, "zlm_hooks", None))  # /zlm/hook/{name}, its own secret
         return app
 
     @web.middleware

@@ -31,6 +31,23 @@ def granted_expires(requested: int | None) -> int:
     return max(MIN_EXPIRES, min(MAX_EXPIRES, requested))
 
 
+# A superior's event subscriptions other than the catalog (2022 §9.11; App.N): the body's CmdType names what is
+# subscribed, the Event package (``presence`` in the field, as wvp sends) does not.
+EVENT_KINDS = {"alarm": "alarm", "mobileposition": "position"}
+
+
+def subscription_kind(event_header: str | None, cmd_type: str) -> str | None:
+    """"catalog", "alarm", "position", or None for something we do not notify."""
+    if is_catalog_subscription(event_header, cmd_type):
+        return "catalog"
+    kind = EVENT_KINDS.get(cmd_type.lower())
+    if kind is not None:
+        return kind
+    if event_header is not None:
+        return EVENT_KINDS.get(event_header.split(";", 1)[0].strip().lower())
+    return None
+
+
 def is_catalog_subscription(event_header: str | None, cmd_type: str) -> bool:
     """``Event: Catalog[;id=n]``; a missing Event header is tolerated when the body is a Catalog query (Monibuca
     sends none, spec digest §9)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 
 from lxml import etree
 
@@ -51,6 +52,8 @@ class Envelope:
     device_id: str
     charset: str  # what the body was really decoded with
     fields: dict[str, str] = field(default_factory=dict)  # top-level simple elements, by tag
+    # codec.Parsed when made by codec.envelope: the parse to read the whole message from (codec.decode_parsed)
+    parsed: Any = field(default=None, compare=False, repr=False)
 
 
 def decode(body: bytes) -> tuple[str, str]:

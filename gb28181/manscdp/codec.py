@@ -25,7 +25,7 @@ from typing import Any
 
 from lxml import etree
 
-from gb28181.manscdp import ManscdpError, decode_raw, parse_text, strip_declaration
+from gb28181.manscdp import Envelope, ManscdpError, decode_raw, parse_text, strip_declaration
 from gb28181.manscdp.messages import (
     MESSAGE_TYPES,
     POINT_CLASSES,
@@ -182,7 +182,57 @@ def decode(body: bytes) -> Decoded:
         raise ManscdpError(f"undecodable body: {type(exc).__name__}", body[:2000]) from exc
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """A body parsed (strictly, else after the known repairs) but not yet read into a message: what routing needs
+    (``envelope``) without a second parse when the whole message is read next (``decode_parsed``)."""
+
+    root: etree._Element
+    root_tag: str
+    cmd_type: str
+    charset: str
+    repairs: tuple[str, ...]
+    raw: bytes
+
+
+def parse(body: bytes) -> Parsed:
+    """Bytes -> Parsed. Raises ManscdpError (with the raw bytes) and nothing else."""
+    try:
+        return _parse(body)
+    except ManscdpError:
+        raise
+    except Exception as exc:  # a bug of ours: logged; the caller still gets only ManscdpError (400)
+        log.exception("MANSCDP parser failed on a body")
+        raise ManscdpError(f"unparsable body: {type(exc).__name__}", body[:2000]) from exc
+
+
+def envelope(parsed: Parsed) -> Envelope:
+    """The routing view of a parsed body: root, CmdType, SN, DeviceID and the top-level simple elements."""
+    fields: dict[str, str] = {}
+    for child in parsed.root:
+        if isinstance(child.tag, str) and len(child) == 0:
+            fields.setdefault(_local(child), (child.text or "").strip())
+    sn_text = fields.get("SN", "")
+    sn = int(sn_text) if sn_text.isascii() and sn_text.isdigit() and len(sn_text) < 12 else None
+    return Envelope(parsed.root_tag, parsed.cmd_type, sn, fields.get("DeviceID", ""), parsed.charset, fields, parsed)
+
+
+def decode_parsed(parsed: Parsed) -> Decoded:
+    """Parsed -> Decoded, the same as ``decode`` of its bytes. Raises ManscdpError and nothing else."""
+    try:
+        return _read_message(parsed)
+    except ManscdpError:
+        raise
+    except Exception as exc:
+        log.exception("MANSCDP decoder failed on a body it parsed")
+        raise ManscdpError(f"undecodable body: {type(exc).__name__}", parsed.raw[:2000]) from exc
+
+
 def _decode(body: bytes) -> Decoded:
+    return _read_message(_parse(body))
+
+
+def _parse(body: bytes) -> Parsed:
     text, charset = decode_raw(body)
     text = text.lstrip(_BOM)
     repairs: tuple[str, ...] = ()
@@ -204,12 +254,17 @@ def _decode(body: bytes) -> Decoded:
             break
     if not cmd_type:
         raise ManscdpError("no CmdType", body[:2000])
+    return Parsed(root, root_tag, cmd_type, charset, repairs, body)
+
+
+def _read_message(parsed: Parsed) -> Decoded:
+    root, root_tag, cmd_type = parsed.root, parsed.root_tag, parsed.cmd_type
     cls = _REGISTRY.get((root_tag.lower(), cmd_type.lower()))
     if cls is None:
         message: Message = _read(Unknown, root, {"root": root_tag, "cmd_type": cmd_type})
     else:
         message = _read(cls, root, {})
-    return Decoded(message, root_tag, cmd_type, charset, repairs, body)
+    return Decoded(message, root_tag, cmd_type, parsed.charset, parsed.repairs, parsed.raw)
 
 
 def _local(elem: etree._Element) -> str:

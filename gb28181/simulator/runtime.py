@@ -30,7 +30,6 @@ from gb28181.simulator.inventory import build
 from gb28181.simulator.profile import Profile, assign, load_profile
 from gb28181.simulator.registration import State
 from sip.aio import SipRunner, TransactionError, tune_gc
-from sip.aio.udp import open_udp
 from sip.endpoint import ConnectionClosed, Endpoint, EndpointConfig, Event, Peer, RequestReceived
 from sip.errors import LocalProtocolError
 from sip.message import Response
@@ -335,8 +334,7 @@ class Simulator:
 
     async def _rebind(self, slot: Slot) -> None:
         """A new source port: a fresh UDP socket in the runner (the old one closes, as a NAT forgets a mapping),
-        or, over TCP, the connection closes and the next request opens a new one. SipRunner has no public way
-        to swap its socket, so this reaches into it (sip/aio/runner.py: ``_udp``, ``_conns``)."""
+        or, over TCP, the connection closes and the next request opens a new one."""
         link = slot.link
         if link is None or link is self._shared:
             log.info("%s: NAT move needs a socket of its own (not with --shared-socket)", slot.device.device_id)
@@ -344,18 +342,12 @@ class Simulator:
         runner = link.runner
         if link.peer.transport == "UDP":
             try:
-                proto = await open_udp(self._bind, 0, runner._on_datagram)
+                await runner.rebind_udp(self._bind, 0)
             except OSError as exc:
                 log.warning("%s: no new socket for the NAT move: %s", slot.device.device_id, exc)
                 return
-            old = runner._udp[0]
-            runner._udp[0] = proto
-            if old.transport is not None:
-                old.transport.close()
         else:
-            conn = runner._conns.get(link.peer)
-            if conn is not None:
-                conn.close()
+            runner.drop_connection(link.peer)
         slot.device.stats["nat-moves"] += 1
 
     # ------------------------------------------------------------------ control channel

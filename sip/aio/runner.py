@@ -121,6 +121,30 @@ class SipRunner:
         self._udp.append(proto)
         return proto.local
 
+    async def rebind_udp(self, host: str, port: int = 0) -> tuple[str, int]:
+        """Replace the UDP socket of this address family with a new one (another source port, as after a NAT
+        rebinding or a 4G reconnect); the old one closes. Returns the new local address. Raises OSError."""
+        proto = await open_udp(host, port, self._on_datagram)
+        v6 = ":" in host
+        for i, old in enumerate(self._udp):
+            if (":" in old.local[0]) == v6:
+                self._udp[i] = proto
+                if old.transport is not None:
+                    old.transport.close()
+                break
+        else:
+            self._udp.append(proto)
+        return proto.local
+
+    def drop_connection(self, peer: Peer) -> bool:
+        """Close our TCP connection to ``peer`` (the next request opens a new one, from a new port). Returns
+        whether there was one."""
+        conn = self._conns.get(peer)
+        if conn is None:
+            return False
+        conn.close()
+        return True
+
     async def listen_tcp(self, host: str, port: int) -> tuple[str, int]:
         server = await self.loop.create_server(self._new_conn, host, port, reuse_address=True, backlog=4096)
         self._tcp_servers.append(server)

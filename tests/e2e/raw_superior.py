@@ -118,17 +118,21 @@ class RawSuperior(asyncio.DatagramProtocol):
         data = await asyncio.wait_for(self._responses.get(), 10)
         return int(data.split(b" ")[1])
 
-    async def subscribe(self, to: tuple[str, int], lower_id: str, expires: int = 600) -> tuple[int, dict[str, str]]:
-        """A Catalog SUBSCRIBE (App.N, RFC 6665); returns the lower platform's status and response headers."""
+    async def subscribe(
+        self, to: tuple[str, int], lower_id: str, expires: int = 600, cmd_type: str = "Catalog",
+        event: str = "Catalog;id=7",
+    ) -> tuple[int, dict[str, str]]:
+        """A SUBSCRIBE (App.N, RFC 6665): Catalog by default, or Alarm / MobilePosition with ``event``
+        ``presence``; returns the lower platform's status and response headers."""
         assert self.transport is not None
-        body = (f'<?xml version="1.0" encoding="GB2312"?>\r\n<Query><CmdType>Catalog</CmdType><SN>1</SN>'
+        body = (f'<?xml version="1.0" encoding="GB2312"?>\r\n<Query><CmdType>{cmd_type}</CmdType><SN>1</SN>'
                 f"<DeviceID>{lower_id}</DeviceID></Query>\r\n").encode()  # fmt: skip
         head = (
             f"SUBSCRIBE sip:{lower_id}@{to[0]}:{to[1]} SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};rport;branch=z9hG4bK{secrets.token_hex(6)}\r\n"
             f"From: <sip:{self.sip_id}@{self.realm}>;tag=subtag\r\nTo: <sip:{lower_id}@{lower_id[:10]}>\r\n"
             f"Call-ID: sub-{secrets.token_hex(8)}\r\nCSeq: 1 SUBSCRIBE\r\nMax-Forwards: 70\r\n"
-            f"Contact: <sip:{self.sip_id}@127.0.0.1:{self.port}>\r\nEvent: Catalog;id=7\r\nExpires: {expires}\r\n"
+            f"Contact: <sip:{self.sip_id}@127.0.0.1:{self.port}>\r\nEvent: {event}\r\nExpires: {expires}\r\n"
             f"Content-Type: Application/MANSCDP+xml\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self.transport.sendto(head.encode() + body, to)

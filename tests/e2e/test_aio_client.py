@@ -164,3 +164,30 @@ async def test_tcp_stream_framing_errors_close_only_that_connection():
         bad_w.close()
         good_w.close()
         await runner.close()
+
+
+async def test_rebind_udp_moves_the_source_port_and_closes_the_old_socket():
+    """A NAT move / 4G reconnect as the simulator makes it: requests leave from a new port afterwards."""
+    peer_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer_sock.bind(("127.0.0.1", 0))
+    peer_sock.setblocking(False)
+    peer = Peer("UDP", "127.0.0.1", peer_sock.getsockname()[1])
+    runner, _ = await start_runner(t1=5.0)
+    loop = asyncio.get_running_loop()
+    try:
+        first = await runner.listen_udp("127.0.0.1", 0)
+        runner.request(message(peer.host, peer.port), peer)
+        _, src1 = await asyncio.wait_for(loop.sock_recvfrom(peer_sock, 65535), 10)
+        second = await runner.rebind_udp("127.0.0.1", 0)
+        runner.request(message(peer.host, peer.port), peer)
+        _, src2 = await asyncio.wait_for(loop.sock_recvfrom(peer_sock, 65535), 10)
+        assert src1[1] == first[1] and src2[1] == second[1] != first[1]
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind(("127.0.0.1", first[1]))  # the old port is free again: its socket was closed
+        finally:
+            probe.close()
+        assert runner.drop_connection(Peer("TCP", "127.0.0.1", 1)) is False
+    finally:
+        await runner.close()
+        peer_sock.close()

@@ -258,3 +258,87 @@ async def test_a_subscribed_superior_hears_channels_go_off_and_on_with_their_dev
             device.close()
         sup.close()
     assert rc == 0
+
+
+async def test_an_alarm_below_reaches_the_superior_with_its_shared_id(tmp_path):
+    """GB/T 28181 §9.4: a device's alarm goes up the hierarchy, under the ID the superior knows the channel by."""
+    sup = await RawSuperior.start(UP, UP_PASSWORD)
+    srv = Server(tmp_path, sip_extra='password = "12345678"', extra=upstream(sup.port, share="all"))
+    await srv.start()
+    device = None
+    try:
+        await sup.wait_for(lambda: sup.registrations, 20, "REGISTER")
+        device = await device_with_catalog(srv)
+        await srv.cli("share", "add", UP, channel(2), "--as", AS_ID, "--name", "东门")
+        alarm = (
+            '<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Alarm</CmdType>\r\n<SN>88</SN>\r\n'
+            f"<DeviceID>{channel(2)}</DeviceID>\r\n<AlarmPriority>1</AlarmPriority>\r\n<AlarmMethod>5</AlarmMethod>\r\n"
+            "<AlarmTime>2026-11-25T10:00:00</AlarmTime>\r\n<AlarmDescription>移动侦测</AlarmDescription>\r\n"
+            "<Info>\r\n<AlarmType>2</AlarmType>\r\n</Info>\r\n</Notify>\r\n"
+        ).encode("gb2312")
+        assert await device.message(alarm) == 200
+        while True:
+            body = await asyncio.wait_for(sup.messages.get(), 15)
+            if b"<CmdType>Alarm</CmdType>" in body:
+                break
+        assert f"<DeviceID>{AS_ID}</DeviceID>".encode() in body  # the superior's ID for the channel
+        assert "移动侦测".encode("gb2312") in body and b"<SN>88</SN>" not in body  # our SN, GB2312 as configured
+        stats = await srv.cli("stats")
+        assert stats["counters"]["alarm:up"] == 1  # type: ignore[index]
+    finally:
+        rc = await srv.stop()
+        if device is not None:
+            device.close()
+        sup.close()
+    assert rc == 0
+
+
+async def test_a_superiors_alarm_and_position_subscriptions_get_notifies_with_shared_ids(tmp_path):
+    """2022 §9.11: a superior subscribes to our alarms and mobile positions (Event presence, CmdType in the body);
+    a device's alarm and position then reach it as NOTIFYs in those dialogs, under its IDs; other packages: 489."""
+    sup = await RawSuperior.start(UP, UP_PASSWORD)
+    srv = Server(tmp_path, sip_extra='password = "12345678"', extra=upstream(sup.port, share="all"))
+    await srv.start()
+    device = None
+    try:
+        await sup.wait_for(lambda: sup.registrations, 20, "REGISTER")
+        device = await device_with_catalog(srv)
+        await srv.cli("share", "add", UP, channel(2), "--as", AS_ID)
+        assert sup.lower is not None
+        status, _ = await sup.subscribe(sup.lower, OUR, cmd_type="Alarm", event="presence;id=9")
+        assert status == 200
+        status, _ = await sup.subscribe(sup.lower, OUR, cmd_type="MobilePosition", event="presence;id=10")
+        assert status == 200
+        status, fields = await sup.subscribe(sup.lower, OUR, cmd_type="Weather", event="weather")
+        assert status == 489 and "Catalog" in fields.get("allow-events", "")
+        alarm = (
+            '<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Alarm</CmdType>\r\n<SN>88</SN>\r\n'
+            f"<DeviceID>{channel(2)}</DeviceID>\r\n<AlarmPriority>1</AlarmPriority>\r\n<AlarmMethod>5</AlarmMethod>\r\n"
+            "<AlarmTime>2026-11-25T10:00:00</AlarmTime>\r\n<Info>\r\n<AlarmType>2</AlarmType>\r\n</Info>\r\n</Notify>\r\n"
+        ).encode("gb2312")
+        assert await device.message(alarm) == 200
+        position = (
+            '<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n'
+            "<SN>89</SN>\r\n"
+            f"<DeviceID>{channel(2)}</DeviceID>\r\n<Time>2026-11-25T10:00:01</Time>\r\n<Longitude>117.25</Longitude>\r\n"
+            "<Latitude>31.83</Latitude>\r\n<Speed>0</Speed>\r\n<Direction>90</Direction>\r\n</Notify>\r\n"
+        ).encode("gb2312")
+        assert await device.message(position) == 200
+        seen: dict[str, tuple[dict[str, str], bytes]] = {}
+        while len(seen) < 2:
+            headers, body = await asyncio.wait_for(sup.notifies.get(), 15)
+            kind = re.search(rb"<CmdType>(\w+)</CmdType>", body).group(1).decode()  # type: ignore[union-attr]
+            seen[kind] = (headers, body)
+        assert seen["Alarm"][0]["event"] == "presence;id=9" and seen["MobilePosition"][0]["event"] == "presence;id=10"
+        for _, body in seen.values():
+            assert f"<DeviceID>{AS_ID}</DeviceID>".encode() in body and channel(2).encode() not in body
+        while not sup.messages.empty():  # subscribed: the alarm came as a NOTIFY, not also as a MESSAGE
+            assert b"<CmdType>Alarm</CmdType>" not in sup.messages.get_nowait()
+        stats = await srv.cli("stats")
+        assert stats["counters"]["alarm:up"] == 1 and stats["counters"]["position:up"] == 1  # type: ignore[index]
+    finally:
+        rc = await srv.stop()
+        if device is not None:
+            device.close()
+        sup.close()
+    assert rc == 0

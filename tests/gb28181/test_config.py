@@ -41,6 +41,7 @@ backend = "zlmediakit"
 rtp_ports = "30000-30100"
 zlm_url = "http://127.0.0.1:80"
 zlm_secret = "x"
+zlm_hook_secret = "0123456789abcdef"
 advertise = "203.0.113.8"
 
 [[upstream]]
@@ -120,9 +121,18 @@ def test_every_section_loads(tmp_path: Path) -> None:
     assert (s.advertise, s.t1) == ("203.0.113.7", 0.25)
     assert cfg.registry.database == "/var/lib/gb/registry.db"
     assert (cfg.keepalive.interval, cfg.keepalive.max_missed) == (30, 2)
-    assert cfg.media["backend"] == "zlmediakit" and cfg.media["advertise"] == "203.0.113.8"
+    assert (cfg.media.backend, cfg.media.advertise, cfg.media.rtp_ports) == ("zlmediakit", "203.0.113.8", "30000-30100")
+    assert (cfg.media.zlm_url, cfg.media.zlm_secret) == ("http://127.0.0.1:80", "x")
     assert len(cfg.upstream) == 1 and cfg.upstream[0].host == "198.51.100.1"
     assert (cfg.admin.listen, cfg.admin.token) == ("0.0.0.0:18081", "admintoken")
+
+
+def test_media_defaults_and_truth(tmp_path: Path) -> None:
+    cfg = load(None)
+    assert (cfg.media.backend, cfg.media.rtp_ports, cfg.media.zlm_timeout, cfg.media.zlm_retries) == (
+        "embedded", "30000-30500", 5.0, 2)
+    assert not cfg.media  # nothing configured: falsy, as the empty [media] table was
+    assert load(write(tmp_path, '[media]\nrtp_ports = "40000-40010"\n')).media
 
 
 def test_admin_tokens_table_loads(tmp_path: Path) -> None:
@@ -193,6 +203,19 @@ def test_t1_accepts_an_integer(tmp_path: Path) -> None:
         ("[sip]\nlisten = [5060]\n", ["listen"]),
         ('[admin]\nlisten = "localhost"\n', ["[admin] listen", "HOST:PORT"]),
         ("media = 5\n", ["[media]", "table"]),
+        ('[media]\nbackend = "gstreamer"\n', ["[media] backend", "embedded, zlmediakit"]),
+        ('[media]\nrtp_ports = "30000"\n', ["[media]", "rtp_ports", "FIRST-LAST"]),
+        ('[media]\nrtp_ports = "80-90"\n', ["[media]", "rtp_ports"]),
+        ('[media]\nadvertise = "camera.example"\n', ["[media] advertise", "IP"]),
+        ('[media]\nzlm_url = "127.0.0.1:80"\n', ["[media] zlm_url", "http://HOST"]),
+        ('[media]\nzlm_url = "http://127.0.0.1:99999"\n', ["[media] zlm_url"]),
+        ("[media]\nzlm_timeout = 0\n", ["[media] zlm_timeout"]),
+        ("[media]\nzlm_retries = 11\n", ["[media] zlm_retries"]),
+        ("[media]\nzlm_port = 80\n", ["[media] unknown key 'zlm_port'"]),
+        ('[media]\nzlm_stream_prefix = "gb_1"\n', ["[media] zlm_stream_prefix"]),
+        ('[media]\nbackend = "zlmediakit"\n', ["zlm_secret", "api.secret"]),
+        ('[media]\nbackend = "zlmediakit"\nzlm_secret = "s"\nzlm_hook_secret = "short"\n',
+         ["zlm_hook_secret", "16"]),
         ('upstream = "x"\n', ["upstream"]),
         ("[sip\n", ["not valid TOML"]),
     ],

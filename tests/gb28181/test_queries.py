@@ -55,16 +55,16 @@ def test_result_error_is_an_error_with_the_device_reason() -> None:
 
 @pytest.mark.parametrize("verb", sorted(QUERIES))
 def test_query_bodies_parse_back_as_what_they_ask(verb: str) -> None:
-    cmd_type, extra = QUERIES[verb]
-    body = build_query(cmd_type, 42, DEV, extra)
-    assert body.startswith(b'<?xml version="1.0" encoding="GB2312"?>\r\n<Query>\r\n')
+    cmd_type, body = build_query(verb, 42, DEV)
+    assert cmd_type == {"info": "DeviceInfo", "status": "DeviceStatus", "config": "ConfigDownload"}[verb]
+    assert body.startswith(b'<?xml version="1.0" encoding="GB2312"?>\n<Query>\n<CmdType>')
     env = parse_envelope(body)
     assert (env.kind, env.cmd_type, env.sn, env.device_id) == ("Query", cmd_type, 42, DEV)
-    assert all(env.fields[name] == value for name, value in extra)
+    assert verb != "config" or env.fields["ConfigType"] == "BasicParam"
 
 
 def test_query_bodies_escape_and_follow_the_charset() -> None:
-    body = build_query("X", 1, "a<b&c", charset="UTF-8")
+    _, body = build_query("info", 1, "a<b&c", charset="UTF-8")
     assert b"<DeviceID>a&lt;b&amp;c</DeviceID>" in body and body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
 
 

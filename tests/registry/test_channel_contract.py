@@ -83,6 +83,17 @@ async def test_no_channels(store: RegistryStore) -> None:
     assert await store.list_channels(device_id=NVR) == []
     assert (await store.count_channels(NVR), await store.count_video_channels(NVR)) == (0, 0)
     assert (await store.count_channels(IPC), await store.count_video_channels(IPC)) == (0, 0), "unknown device"
+    assert await store.channel_ids(NVR) == set() and await store.channel_ids(IPC) == set()
+
+
+async def test_channel_ids_are_one_devices_ids(store: RegistryStore) -> None:
+    await devices(store, NVR, OTHER)
+    await store.apply_catalog(NVR, [ch(CH1), ch(CH2), ch(ALARM, kind="alarm-in")], [])
+    await store.apply_catalog(OTHER, [ch(CH3, device_id=OTHER)], [])
+    assert await store.channel_ids(NVR) == {CH1, CH2, ALARM}
+    assert await store.channel_ids(OTHER) == {CH3}
+    await store.apply_catalog(NVR, [], [CH2])
+    assert await store.channel_ids(NVR) == {CH1, ALARM}
 
 
 async def test_every_field_round_trips(store: RegistryStore) -> None:
