@@ -33,6 +33,8 @@ from gb28181.catalog import diff as catalog_diff
 from gb28181.catalog_schedule import CatalogSchedule
 from gb28181.channels import to_channel
 from gb28181.config import Config, media_settings
+from gb28181.conformance.run import ConformanceRun, Report
+from gb28181.conformance.trace import TracingEndpoint
 from gb28181.devices import DeviceService
 from gb28181.guard import Guard, retry_after
 from gb28181.keepalive import EXPIRED, LivenessPolicy
@@ -80,7 +82,6 @@ from sip.auth import DigestServer
 from sip.endpoint import (
     ConnectionBroken,
     ConnectionClosed,
-    Endpoint,
     EndpointConfig,
     Event,
     MessageRejected,
@@ -160,11 +161,12 @@ class Platform(UpstreamDriver):
     def __post_init__(self) -> None:
         s = self.cfg.sip
         self.tz = zoneinfo.ZoneInfo(self.cfg.platform.timezone)
-        self.endpoint = Endpoint(
+        self.endpoint = TracingEndpoint(  # an Endpoint whose traffic a conformance run can trace (issue 11)
             EndpointConfig(timers=TimerConfig(t1=s.t1), user_agent=USER_AGENT),
             on_unknown_dialog=self._claim_unknown,
             stateless=self.stateless,
         )
+        self.endpoint.clock = self.mono
         self.runner: SipRunner | None = None
         auth = DigestServer(self.secrets.nonce_secret, self.cfg.realm, nonce_ttl=s.nonce_ttl, offer_qop=s.qop)
         policy = RegisterPolicy(
@@ -1049,6 +1051,12 @@ class Platform(UpstreamDriver):
             status_of=status_of, owners_of=owners_of, local_address=local_address, mono=self.mono, wall=self.wall,
             count=self.count, live_secret=hmac.digest(self.secrets.nonce_secret, b"live-urls", "sha256"), tz=self.tz,
         )  # fmt: skip
+    async def conformance(self, device_id: str, *, timeout: float, only: tuple[str, ...] = ()) -> Report:
+        """A conformance run against one device (issue 11; gb28181/conformance/), waiting for it to register when it
+        is not (yet). One run per device at a time."""
+        if device_id in self.endpoint.traces:
+            raise QueryError(f"a conformance run of {device_id} is already in progress", kind="refused")
+        return await ConformanceRun(self, device_id, timeout=timeout, only=only).run()
 
     # ------------------------------------------------------------------ liveness clock
     async def liveness_loop(self, interval: float = 1.0) -> None:

@@ -125,6 +125,7 @@ class AdminApi:
         app.router.add_get("/api/reports/online", self.report_online)
         app.router.add_get("/api/reports/report", self.report)
         app.router.add_get("/api/reports/quality", self.report_quality)
+        app.router.add_post("/api/devices/{id}/conformance", self.conformance)  # operator role (POST)
         zlm_hooks.mount(app, getattr(self.platform, "zlm_hooks", None))  # /zlm/hook/{name}, its own secret
         self._media_routes(app)
         return app
@@ -815,6 +816,26 @@ class AdminApi:
             detach()
             log.info("live %s: viewer %s left", session.id, request.remote)
         return response
+    # ------------------------------------------------------------------ conformance (issue 11)
+    async def conformance(self, request: web.Request) -> web.Response:
+        """Run the conformance clauses against a device; body {"timeout": s, "only": ["catalog", ...]}. Answers
+        the report as JSON (the CLI renders text/HTML) once the run ends, within ``timeout`` plus the undo."""
+        device_id = request.match_info["id"]  # may be unknown yet: the run waits for it to register
+        if not (len(device_id) == 20 and device_id.isascii() and device_id.isdigit()):
+            return _error(400, f"not a 20-digit device ID: {device_id[:40]!r}")
+        body = await self._json_body(request) if request.can_read_body else {}
+        timeout, only = body.get("timeout", 60), body.get("only", [])
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 1 <= timeout <= 3600:
+            return _error(400, "timeout must be a number of seconds between 1 and 3600")
+        if not isinstance(only, list) or not all(isinstance(c, str) for c in only):
+            return _error(400, "only must be a list of clause IDs or prefixes")
+        try:
+            report = await self.platform.conformance(device_id, timeout=float(timeout), only=tuple(only))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        except QueryError as exc:
+            return self._query_error(exc)
+        return web.json_response(report.json())
 
 
 def _share_json(s: Share, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:

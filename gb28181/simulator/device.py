@@ -117,6 +117,12 @@ class SimDevice:
         self._call_id = ""
         self._tag = ""
         self._cseq = secrets.randbelow(1000) + 1
+        # What --keepalive/--expires override is what the device reports in BasicParam too (A.2.1.19): a real
+        # device's settings are one thing, not one for its behaviour and another for ConfigDownload.
+        if self.options.keepalive_interval:
+            self.inv.settings.setdefault("keepalive_interval", max(1, round(self.options.keepalive_interval)))
+        if self.options.register_expires:
+            self.inv.settings.setdefault("register_expires", self.options.register_expires)
         self._expires = self._asked_expires()
         self._digest = DigestClient(self._digest_username(), password)
         self._challenge: str | None = None

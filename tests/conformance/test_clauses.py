@@ -1,0 +1,437 @@
+"""Every clause on synthetic observations (fake clock, no sockets): what passes, what is flagged and why."""
+
+from __future__ import annotations
+
+import pytest
+
+from gb28181.conformance.clauses import BY_ID, CLAUSES, evaluate, select
+from gb28181.conformance.model import FAIL, MEDIA_UNAVAILABLE, PASS, SKIP, WARN, MediaObservations, MediaSession
+from tests.conformance.helpers import DEV, PLATFORM, Builder, manscdp, video_item
+
+QOP = [("WWW-Authenticate", 'Digest realm="3402000000", nonce="abc", algorithm=MD5, qop="auth"')]
+
+
+def verdict(b: Builder, clause: str) -> tuple[str, str]:
+    r = BY_ID[clause].run(b.obs)
+    return r.verdict, r.why
+
+
+def auth(username: str = DEV, qop: bool = True) -> list[tuple[str, str]]:
+    extra = ', qop=auth, nc=00000001, cnonce="x1"' if qop else ""
+    value = f'Digest username="{username}", realm="3402000000", nonce="abc", uri="sip:{PLATFORM}@3402000000", '
+    return [("Authorization", value + f'response="0123"{extra}'), ("Expires", "3600")]
+
+
+def registered(b: Builder, *, qop: bool = True, username: str = DEV, at: float = 0.0, version: str = "") -> None:
+    extra = [("X-GB-ver", version)] if version else []
+    b.exchange("REGISTER", 401, at=at, call_id="reg", headers=[("Expires", "3600"), *extra], answer=QOP)
+    b.exchange("REGISTER", 200, at=at + 0.1, call_id="reg", headers=auth(username, qop) + extra,
+               answer=[("Expires", "3600"), ("Date", "2026-11-25T10:00:00.000")])  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ registration
+def test_digest_answered_with_qop_passes_and_without_it_fails() -> None:
+    good, bad, none = Builder(), Builder(), Builder()
+    registered(good)
+    registered(bad, qop=False)
+    assert verdict(good, "register.digest")[0] == PASS
+    v, why = verdict(bad, "register.digest")
+    assert v == FAIL and "no qop" in why
+    assert verdict(none, "register.digest")[0] == SKIP
+
+
+def test_digest_username_other_than_the_id_is_flagged() -> None:
+    same, other = Builder(), Builder()
+    registered(same)
+    registered(other, username="34020000001320000088")
+    assert verdict(same, "register.username")[0] == PASS
+    v, why = verdict(other, "register.username")
+    assert v == WARN and "34020000001320000088" in why
+
+
+def test_expiry_after_423_must_be_at_least_min_expires() -> None:
+    fixed, stubborn = Builder(), Builder()
+    for b, retry in ((fixed, "3600"), (stubborn, "30")):
+        b.exchange("REGISTER", 423, headers=[("Expires", "30")], answer=[("Min-Expires", "3600")])
+        b.exchange("REGISTER", 200, headers=[("Expires", retry)], answer=[("Expires", retry)])
+    v, why = verdict(fixed, "register.expiry")
+    assert v == PASS and "first asked 30 s" in why and "granted 3600" in why
+    v, why = verdict(stubborn, "register.expiry")
+    assert v == FAIL and "Min-Expires 3600" in why
+
+
+def test_refresh_before_expiry() -> None:
+    ok, late, once = Builder(), Builder(), Builder()
+    for b, second in ((ok, 3000.0), (late, 4000.0)):
+        b.exchange("REGISTER", 200, at=0.0, headers=[("Expires", "3600")], answer=[("Expires", "3600")])
+        b.exchange("REGISTER", 200, at=second, headers=[("Expires", "3600")], answer=[("Expires", "3600")])
+    once.exchange("REGISTER", 200, headers=[("Expires", "3600")], answer=[("Expires", "3600")])
+    assert verdict(ok, "register.refresh")[0] == PASS
+    assert verdict(late, "register.refresh")[0] == FAIL
+    assert verdict(once, "register.refresh")[0] == SKIP
+
+
+@pytest.mark.parametrize(
+    ("device_time", "expected"),
+    [("2023-11-15T06:13:20", PASS), ("2023-11-15T06:23:20", WARN), ("15/11/2023 06:13", FAIL), ("", WARN)],
+)
+def test_time_sync_compares_device_time_with_the_platform_clock(device_time: str, expected: str) -> None:
+    b = Builder()  # wall 1_700_000_000 = 2023-11-14T22:13:20Z = 2023-11-15T06:13:20 Beijing
+    b.probe("status", value={"DeviceTime": device_time, "_wall": 1_700_000_000})
+    assert verdict(b, "register.time-sync")[0] == expected
+
+
+def test_time_sync_skips_without_device_status() -> None:
+    b = Builder()
+    b.probe("status", ok=False, error="device did not answer", kind="timeout")
+    assert verdict(b, "register.time-sync")[0] == SKIP
+
+
+def test_x_gb_ver() -> None:
+    v2022, v2016, odd = Builder(), Builder(), Builder()
+    registered(v2022, version="3.0")
+    registered(v2016)
+    registered(odd, version="GB2022")
+    assert verdict(v2022, "register.x-gb-ver") == (PASS, "X-GB-ver 3.0")
+    assert verdict(v2016, "register.x-gb-ver")[0] == PASS
+    assert verdict(odd, "register.x-gb-ver")[0] == WARN
+
+
+def test_retry_after_403_should_wait_a_minute() -> None:
+    eager, patient, never = Builder(), Builder(), Builder()
+    for b, gap in ((eager, 5.0), (patient, 70.0)):
+        b.exchange("REGISTER", 403, at=0.0, headers=auth())
+        b.exchange("REGISTER", 401, at=gap, headers=[("Expires", "3600")])
+    registered(never)
+    assert verdict(eager, "register.after-403")[0] == WARN
+    assert verdict(patient, "register.after-403")[0] == PASS
+    assert verdict(never, "register.after-403")[0] == SKIP
+
+
+# ------------------------------------------------------------------------------------------ keepalive
+def keepalives(b: Builder, times: list[float], status: str = "OK", peers: list[str] | None = None) -> None:
+    for i, t in enumerate(times):
+        body = manscdp("Notify", "Keepalive", i + 1, f"<Status>{status}</Status>\r\n")
+        b.exchange("MESSAGE", 200, at=t, body=body, peer=(peers or ["UDP:127.0.0.1:5070"] * len(times))[i])
+
+
+def basic(b: Builder, interval: str = "60") -> None:
+    b.probe("config", value={"BasicParam": {"HeartBeatInterval": interval, "HeartBeatCount": "3"}})
+
+
+def test_keepalive_cadence_against_its_own_settings() -> None:
+    ok, fast, short, unknown = Builder(), Builder(), Builder(), Builder()
+    for b in (ok, fast, short, unknown):
+        if b is not unknown:
+            basic(b)
+    keepalives(ok, [0, 60, 121, 180])
+    keepalives(fast, [0, 20, 40, 60])
+    keepalives(short, [0, 60])
+    keepalives(unknown, [0, 60, 120])
+    assert verdict(ok, "keepalive.cadence")[0] == PASS
+    v, why = verdict(fast, "keepalive.cadence")
+    assert v == FAIL and "every 20.0 s" in why and "60 s" in why
+    assert verdict(short, "keepalive.cadence")[0] == SKIP
+    assert verdict(unknown, "keepalive.cadence")[0] == SKIP
+
+
+def test_keepalive_status_values() -> None:
+    ok, error, bad = Builder(), Builder(), Builder()
+    keepalives(ok, [0, 60])
+    keepalives(error, [0], status="ERROR")
+    keepalives(bad, [0], status="Fine")
+    assert verdict(ok, "keepalive.status")[0] == PASS
+    assert verdict(error, "keepalive.status")[0] == WARN
+    assert verdict(bad, "keepalive.status")[0] == FAIL
+    assert verdict(Builder(), "keepalive.status")[0] == SKIP
+
+
+def test_keepalive_address_stability() -> None:
+    still, moving = Builder(), Builder()
+    keepalives(still, [0, 60, 120])
+    keepalives(moving, [0, 60, 120], peers=["UDP:10.0.0.1:5060", "UDP:10.0.0.1:40001", "UDP:10.0.0.1:40002"])
+    assert verdict(still, "keepalive.address")[0] == PASS
+    v, why = verdict(moving, "keepalive.address")
+    assert v == WARN and "3 source addresses" in why
+
+
+# ------------------------------------------------------------------------------------------ catalog
+CH = ["34020000001310000001", "34020000001310000002", "34020000001310000003", "34020000001310000004"]
+
+
+def catalog(b: Builder, packets: list[list[str]], *, sum_num: int | None = None, charset: str = "GB2312",
+            encode: str = "gb18030", delay: float = 0.3, sn: int = 7) -> None:  # fmt: skip
+    b.exchange("MESSAGE", 200, incoming=False, at=10.0, body=manscdp("Query", "Catalog", sn))
+    total = sum(len(p) for p in packets) if sum_num is None else sum_num
+    for i, items in enumerate(packets):
+        inner = f'<SumNum>{total}</SumNum>\r\n<DeviceList Num="{len(items)}">{"".join(items)}</DeviceList>\r\n'
+        b.exchange("MESSAGE", 200, at=10.0 + delay + i * 0.01, body=manscdp("Response", "Catalog", sn, inner,
+                                                                            charset, encode))  # fmt: skip
+    b.probe("catalog", value={"sn": sn, "state": "complete", "reason": "complete"})
+
+
+def test_catalog_clean_answer_passes_every_catalog_clause() -> None:
+    b = Builder(gb_version="3.0")
+    catalog(b, [[video_item(c, **{"Info": "<PointType>1</PointType>"}) for c in CH]])
+    results = {r.clause: r.verdict for r in evaluate(b.obs, select(["catalog"]))}
+    assert set(results.values()) == {PASS}, results
+
+
+def test_catalog_sumnum_and_duplicates() -> None:
+    short, dup = Builder(), Builder()
+    catalog(short, [[video_item(CH[0])], [video_item(CH[1])]], sum_num=3)
+    catalog(dup, [[video_item(CH[0]), video_item(CH[1])], [video_item(CH[1])]], sum_num=2)
+    v, why = verdict(short, "catalog.sumnum")
+    assert v == FAIL and "SumNum 3 but 2" in why
+    assert verdict(dup, "catalog.sumnum")[0] == WARN
+
+
+def test_catalog_one_item_per_message_and_big_udp_packets() -> None:
+    single, big = Builder(), Builder()
+    catalog(single, [[video_item(c)] for c in CH])
+    catalog(big, [[video_item(c, Address="长" * 400) for c in CH]])
+    v, why = verdict(single, "catalog.packets")
+    assert v == WARN and "one item per MESSAGE" in why
+    v, why = verdict(big, "catalog.packets")
+    assert v == WARN and "above 4000 B" in why
+
+
+def test_catalog_charset_declared_vs_actual() -> None:
+    liar, honest, utf8 = Builder(), Builder(), Builder()
+    catalog(liar, [[video_item(CH[0])]], charset="GB2312", encode="utf-8")
+    catalog(honest, [[video_item(CH[0])]], charset="GB2312", encode="gb18030")
+    catalog(utf8, [[video_item(CH[0])]], charset="UTF-8", encode="utf-8")
+    v, why = verdict(liar, "catalog.charset")
+    assert v == FAIL and "declared GB2312 are UTF-8" in why
+    assert verdict(honest, "catalog.charset")[0] == PASS
+    assert verdict(utf8, "catalog.charset")[0] == PASS
+
+
+def test_catalog_ids_type_codes_and_parent() -> None:
+    bad, parent = Builder(), Builder()
+    catalog(bad, [[video_item(CH[0]), video_item("3402000000131000000X")]])
+    catalog(parent, [[video_item(CH[0], ParentID=PLATFORM)]])
+    v, why = verdict(bad, "catalog.ids")
+    assert v == FAIL and "1 item ID" in why
+    v, why = verdict(parent, "catalog.ids")
+    assert v == WARN and "ParentID" in why
+
+
+def test_catalog_required_fields_placeholders_coordinates() -> None:
+    b = Builder()
+    catalog(b, [[video_item(CH[0], Manufacturer="-", Status="-"), video_item(CH[1], Owner="Owner",
+                                                                             CivilCode="CivilCode")]])  # fmt: skip
+    v, why = verdict(b, "catalog.required")
+    assert v == FAIL and "1 video item" in why
+    assert "Manufacturer, Status" in BY_ID["catalog.required"].run(b.obs).evidence[0]
+    v, why = verdict(b, "catalog.placeholders")
+    assert v == WARN and "2 placeholder" in why
+    nowhere = Builder()
+    catalog(nowhere, [[video_item(CH[0], Longitude="0", Latitude="0"), video_item(CH[1], Longitude="-")]])
+    assert verdict(nowhere, "catalog.coordinates")[0] == WARN
+
+
+def test_point_type_only_judged_on_2022_devices() -> None:
+    v2016, v2022 = Builder(), Builder(gb_version="3.0")
+    for b in (v2016, v2022):
+        catalog(b, [[video_item(CH[0])]])
+    assert verdict(v2016, "catalog.point-type")[0] == SKIP
+    assert verdict(v2022, "catalog.point-type")[0] == WARN
+
+
+def test_catalog_answer_time_and_silence() -> None:
+    slow, silent = Builder(), Builder()
+    catalog(slow, [[video_item(CH[0])]], delay=8.0)
+    v, why = verdict(slow, "catalog.answer-time")
+    assert v == WARN and "after 8.00 s" in why
+    silent.probe("catalog", ok=False, error="device did not take the Catalog query", kind="timeout", elapsed=5.0)
+    for clause in ("catalog.answer-time", "catalog.sumnum", "catalog.ids"):
+        v, why = verdict(silent, clause)
+        assert v == FAIL and why.startswith("Catalog query: no answer")
+
+
+def test_catalog_only_the_runs_own_query_is_judged() -> None:
+    b = Builder()
+    catalog(b, [[video_item(CH[0])]], sn=3)  # the platform's own sync after registration
+    catalog(b, [[video_item(CH[0])]], sn=9)  # the run's
+    assert verdict(b, "catalog.sumnum") == (PASS, "SumNum 1 = items received")
+
+
+# ------------------------------------------------------------------------------------------ queries, control
+def test_queries_answered_with_their_fields() -> None:
+    b = Builder()
+    b.probe("info", value={"Manufacturer": "Dahua", "Model": "NVR", "Firmware": "V4"})
+    b.probe("status", value={"Online": "ONLINE"})
+    b.probe("config", ok=False, error="device did not answer ConfigDownload within 5 s", kind="timeout")
+    assert verdict(b, "query.device-info")[0] == PASS
+    v, why = verdict(b, "query.device-status")
+    assert v == FAIL and "lacks Status" in why
+    v, why = verdict(b, "query.config-basic")
+    assert v == FAIL and "no answer" in why
+    assert verdict(Builder(), "query.device-info")[0] == SKIP
+
+
+def test_presets_set_listed_and_missing() -> None:
+    ok, lost = Builder(), Builder()
+    for b, listed in ((ok, [{"preset": 250, "name": "x"}]), (lost, [])):
+        b.probe("presets", value={"presets": []})
+        b.probe("preset-set", value=250)
+        b.probe("presets-after-set", value={"presets": listed})
+    assert verdict(ok, "query.presets")[0] == PASS
+    v, why = verdict(lost, "query.presets")
+    assert v == FAIL and "not listed" in why
+
+
+def records(b: Builder, items: list[tuple[str, str]], sum_num: int) -> None:
+    body = "".join(f"<Item><DeviceID>{CH[0]}</DeviceID><StartTime>{s}</StartTime><EndTime>{e}</EndTime></Item>"
+                   for s, e in items)  # fmt: skip
+    inner = f'<SumNum>{sum_num}</SumNum><RecordList Num="{len(items)}">{body}</RecordList>'
+    b.exchange("MESSAGE", 200, body=manscdp("Response", "RecordInfo", 4, inner))
+    b.probe("records", value={"records": len(items)})
+
+
+def test_record_info_time_format_sumnum_duplicates() -> None:
+    ok, badtime, short, dup = Builder(), Builder(), Builder(), Builder()
+    t1, t2 = ("2026-11-25T08:00:00", "2026-11-25T09:00:00"), ("2026-11-25T09:00:00", "2026-11-25T10:00:00")
+    records(ok, [t1, t2], 2)
+    records(badtime, [("2026-11-25 08:00:00", "2026-11-25 09:00:00")], 1)
+    records(short, [t1], 2)
+    records(dup, [t1, t1], 2)
+    assert verdict(ok, "query.record-info")[0] == PASS
+    assert verdict(badtime, "query.record-info")[0] == FAIL
+    assert verdict(short, "query.record-info")[0] == FAIL
+    assert verdict(dup, "query.record-info")[0] == WARN
+
+
+def test_controls_and_their_undo() -> None:
+    b = Builder()
+    b.probe("guard", value={"result": "OK"})
+    b.probe("record", value={"result": "OK"})
+    b.probe("record-undo", ok=False, error="device did not answer")
+    b.probe("reset-alarm", ok=False, error="device did not answer ResetAlarm within 5 s", kind="timeout")
+    b.probe("ptz", value={"result": None})
+    assert verdict(b, "control.guard")[0] == PASS
+    assert verdict(b, "control.record")[0] == WARN
+    assert verdict(b, "control.reset-alarm")[0] == FAIL
+    assert verdict(b, "control.ptz")[0] == PASS
+
+
+def test_responses_echo_cmd_type_and_sn() -> None:
+    ok, wrong, stray = Builder(), Builder(), Builder()
+    for b, answer_cmd, answer_sn in ((ok, "DeviceInfo", 5), (wrong, "DeviceStatus", 5), (stray, "DeviceInfo", 99)):
+        b.exchange("MESSAGE", 200, incoming=False, body=manscdp("Query", "DeviceInfo", 5))
+        b.exchange("MESSAGE", 200, body=manscdp("Response", answer_cmd, answer_sn, "<Result>OK</Result>"))
+    assert verdict(ok, "response.cmd-type")[0] == PASS
+    v, why = verdict(wrong, "response.cmd-type")
+    assert v == FAIL and "another CmdType" in why
+    assert verdict(stray, "response.cmd-type")[0] == WARN
+
+
+# ------------------------------------------------------------------------------------------ subscriptions, media
+def test_subscriptions_accepted_refreshed_and_notify_event() -> None:
+    ok, wrong_event, no_refresh = Builder(), Builder(), Builder()
+    for b in (ok, wrong_event, no_refresh):
+        b.probe("subscribe-alarm", value={"state": "active"})
+        b.probe("subscribe-alarm-refresh", ok=b is not no_refresh, error="408 Request Timeout")
+    body = manscdp("Notify", "Alarm", 3, "<AlarmPriority>1</AlarmPriority>")
+    ok.exchange("NOTIFY", 200, body=body, headers=[("Event", "Alarm;id=1")])
+    wrong_event.exchange("NOTIFY", 200, body=body, headers=[("Event", "presence")])
+    v, why = verdict(ok, "subscribe.alarm")
+    assert v == PASS and "refreshed" in why and "1 NOTIFY" in why
+    assert verdict(wrong_event, "subscribe.alarm")[0] == FAIL
+    assert verdict(no_refresh, "subscribe.alarm")[0] == FAIL
+    assert verdict(Builder(), "subscribe.catalog")[0] == SKIP
+
+
+def test_media_clauses_are_an_honest_skip_until_media_sessions_exist() -> None:
+    media = [c for c in CLAUSES if c.media]
+    assert {c.id for c in media} >= {"media.live-udp", "media.live-tcp-passive", "media.live-tcp-active",
+                                     "media.playback", "media.download"}  # fmt: skip
+    for c in media:
+        r = c.run(Builder().obs)
+        assert (r.verdict, r.why) == (SKIP, MEDIA_UNAVAILABLE)
+
+
+def live(mode: str = "live-udp", **changes: object) -> MediaSession:
+    base: dict[str, object] = {
+        "mode": mode,
+        "answer_time": 0.3,
+        "offer_y": "0100000001",
+        "answer_y": "0100000001",
+        "answer_f": "v/2/4/25/1/4096a///",
+        "rtp_ssrcs": (100000001,),
+        "ps_pack_header": True,
+        "ps_system_header": True,
+        "ps_psm": True,
+        "codec": "H264",
+        "first_keyframe": 0.8,
+    }
+    if mode.startswith("live-tcp"):
+        base.update(
+            offer_setup="passive" if mode.endswith("passive") else "active",
+            answer_setup="active" if mode.endswith("passive") else "passive",
+        )
+    base.update(changes)
+    return MediaSession(**base)  # type: ignore[arg-type]
+
+
+def with_media(**sessions: MediaSession) -> Builder:
+    b = Builder()
+    b.obs.media = MediaObservations({s.mode: s for s in sessions.values()})
+    return b
+
+
+def test_media_clauses_judge_sessions_once_the_media_layer_fills_them() -> None:
+    ok = with_media(a=live(), b=live("live-tcp-passive"), c=live("live-tcp-active"))
+    for mode in ("live-udp", "live-tcp-passive", "live-tcp-active"):
+        assert verdict(ok, f"media.{mode}")[0] == PASS, verdict(ok, f"media.{mode}")
+    assert verdict(ok, "media.playback") == (SKIP, "no playback session in this run")
+    assert verdict(ok, "media.broadcast") == (SKIP, "the device lists no voice output")
+
+
+@pytest.mark.parametrize(
+    ("session", "expected", "words"),
+    [
+        (live(rtp_ssrcs=(0,)), FAIL, "SSRC 0 in RTP"),
+        (live(answer_y="0100000099", rtp_ssrcs=(100000099,)), WARN, "y= changed in the 200 OK"),
+        (live(rtp_ssrcs=(5,)), FAIL, "does not match y="),
+        (live(ps_pack_header=False), FAIL, "no PS pack header"),
+        (live(ps_psm=False), WARN, "PSM"),
+        (live(answer_f=None), WARN, "no f="),
+        (live(first_keyframe=9.0), WARN, "first keyframe after 9.0 s"),
+        (live(error="no answer to INVITE within 10 s (timed out)"), FAIL, "timed out"),
+        (live(ended=False), FAIL, "could not be ended"),
+        (live("live-tcp-passive", answer_setup="passive"), FAIL, "a=setup:passive answering a=setup:passive"),
+    ],
+)
+def test_media_quirks_are_flagged(session: MediaSession, expected: str, words: str) -> None:
+    v, why = verdict(with_media(s=session), f"media.{session.mode}")
+    assert v == expected and words in why, why
+
+
+def test_playback_controls_media_status_and_download_speed() -> None:
+    good = with_media(p=live("playback", controls=(("pause", True), ("resume", True), ("scale", True)),
+                             media_status_121=True))  # fmt: skip
+    bad = with_media(p=live("playback", controls=(("pause", True), ("scale", False)), media_status_121=False))
+    slow = with_media(d=live("download", asked_speed=4.0, speed=1.0, media_status_121=True))
+    assert verdict(good, "media.playback")[0] == PASS
+    v, why = verdict(bad, "media.playback")
+    assert v == FAIL and "MANSRTSP scale refused" in why and "MediaStatus 121" in why
+    v, why = verdict(slow, "media.download")
+    assert v == WARN and "1.0x, asked 4x" in why
+
+
+def test_select_by_id_and_prefix() -> None:
+    assert [c.id for c in select(["register.digest"])] == ["register.digest"]
+    assert {c.id for c in select(["keepalive"])} == {"keepalive.cadence", "keepalive.status", "keepalive.address"}
+    assert len(select([])) == len(CLAUSES)
+    with pytest.raises(ValueError, match="unknown clause 'bogus'"):
+        select(["bogus"])
+
+
+def test_every_clause_has_a_reference_and_judges_an_empty_run_without_error() -> None:
+    results = evaluate(Builder().obs)
+    assert len(results) == len(CLAUSES) == len(BY_ID)
+    for r in results:
+        assert r.reference.startswith("§") and r.verdict in (PASS, WARN, FAIL, SKIP)
+        assert r.verdict == SKIP or r.clause.startswith(("register.x-gb-ver",)), (r.clause, r.verdict, r.why)
