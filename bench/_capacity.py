@@ -205,6 +205,7 @@ class Txn:
     data: bytes
     first: float
     sends: int = 1
+    round: int = 0  # keepalive round
     handle: asyncio.TimerHandle | None = None
 
 
@@ -236,6 +237,8 @@ class Result:
     ka_retrans: int = 0
     ka_failed: int = 0
     ka_rtt: list[float] = field(default_factory=list)
+    ka_round_rtt: list[int] = field(default_factory=list)  # the round of each ka_rtt entry
+    ka_rounds: dict[int, list[int]] = field(default_factory=dict)  # round -> [sent, answered, retransmissions]
     ka_lag_p50: float = 0.0
     ka_lag_p99: float = 0.0
     ka_lag_max: float = 0.0
@@ -306,6 +309,7 @@ class Generator(asyncio.DatagramProtocol):
             self.res.reg_retrans += 1
         else:
             self.res.ka_retrans += 1
+            self.res.ka_rounds[txn.round][2] += 1
         nxt = min(waited * 2, T2)
         txn.handle = asyncio.get_running_loop().call_later(nxt, self._retransmit, branch, nxt)
 
@@ -319,7 +323,7 @@ class Generator(asyncio.DatagramProtocol):
         contact = f"Contact: <sip:{device_id(self.plan.first + j)}@127.0.0.1:{self.plan.port}>\r\nExpires: 3600\r\n"
         self._send(Txn(j, "reg", self._request(j, "REGISTER", branch, contact + extra), now), branch.encode())
 
-    def keepalive(self, j: int) -> None:
+    def keepalive(self, j: int, rnd: int) -> None:
         dev = device_id(self.plan.first + j)
         branch = self._branch()
         body = (
@@ -327,7 +331,9 @@ class Generator(asyncio.DatagramProtocol):
             f"<SN>{self.seq}</SN>\r\n<DeviceID>{dev}</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n"
         ).encode()
         self.res.ka_sent += 1
-        self._send(Txn(j, "ka", self._request(j, "MESSAGE", branch, body=body), time.time()), branch.encode())
+        self.res.ka_rounds.setdefault(rnd, [0, 0, 0])[0] += 1
+        txn = Txn(j, "ka", self._request(j, "MESSAGE", branch, body=body), time.time(), round=rnd)
+        self._send(txn, branch.encode())
 
     # -- receiving
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
@@ -353,6 +359,8 @@ class Generator(asyncio.DatagramProtocol):
             if status == 200:
                 self.res.ka_answered += 1
                 self.res.ka_rtt.append(now - txn.first)
+                self.res.ka_round_rtt.append(txn.round)
+                self.res.ka_rounds[txn.round][1] += 1
                 self.res.answered.setdefault(j, []).append(round(now, 3))
             else:
                 self.res.ka_failed += 1
@@ -398,42 +406,49 @@ class Generator(asyncio.DatagramProtocol):
     # -- the plan
     async def run(self) -> None:
         plan = self.plan
-        if plan.register_start:
-            # due times in index order (they increase with the index)
-            j = 0
-            while j < plan.count and time.time() < plan.deadline:
-                now = time.time()
-                while (
-                    j < plan.count and plan.register_start + plan.register_spread * (plan.first + j) / plan.total <= now
-                ):
-                    self.register(j)
-                    j += 1
-                await asyncio.sleep(0.005)
-        if plan.hold_start:
-            rounds = max(1, int(plan.hold_seconds // plan.interval))
-            order = [(k, j) for k in range(rounds) for j in range(plan.count)]
-            i = 0
-            while i < len(order) and time.time() < plan.deadline:
-                now = time.time()
-                while i < len(order):
-                    k, j = order[i]
-                    due = plan.hold_start + plan.interval * (k + (plan.first + j) / plan.total)
-                    if due > now:
-                        break
-                    self.res.ka_scheduled += 1
-                    if self.res.t_online[j] is None:
-                        self.res.ka_skipped += 1
-                    else:
-                        self.lags.append(now - due)
-                        self.keepalive(j)
-                    i += 1
-                await asyncio.sleep(0.005)
+        await asyncio.gather(self._register_loop(), self._keepalive_loop())
         while self.txns and time.time() < plan.deadline:
             await asyncio.sleep(0.1)
         if plan.register_start and not plan.hold_start:  # a storm: wait for every device or the deadline
             while time.time() < plan.deadline and any(t is None for t in self.res.t_online):
                 await asyncio.sleep(0.1)
         self.closing = True
+
+    async def _register_loop(self) -> None:
+        plan = self.plan
+        if not plan.register_start:
+            return
+        j = 0  # due times increase with the index
+        while j < plan.count and time.time() < plan.deadline:
+            now = time.time()
+            while j < plan.count and plan.register_start + plan.register_spread * (plan.first + j) / plan.total <= now:
+                self.register(j)
+                j += 1
+            await asyncio.sleep(0.005)
+
+    async def _keepalive_loop(self) -> None:
+        """Round k of device i falls due at hold_start + interval x (k + i/total); a device not registered yet
+        skips its turn (counted)."""
+        plan = self.plan
+        if not plan.hold_start:
+            return
+        rounds = max(1, int(plan.hold_seconds // plan.interval))
+        i, n = 0, rounds * plan.count
+        while i < n and time.time() < plan.deadline:
+            now = time.time()
+            while i < n:
+                k, j = divmod(i, plan.count)
+                due = plan.hold_start + plan.interval * (k + (plan.first + j) / plan.total)
+                if due > now:
+                    break
+                self.res.ka_scheduled += 1
+                if self.res.t_online[j] is None:
+                    self.res.ka_skipped += 1
+                else:
+                    self.lags.append(now - due)
+                    self.keepalive(j, k)
+                i += 1
+            await asyncio.sleep(0.005)
 
 
 async def _worker_main(plan: Plan) -> None:
@@ -468,5 +483,6 @@ def load_results(plans: list[Plan]) -> list[Result]:
     for plan in plans:
         data = json.loads(Path(plan.out).read_text())
         data["answered"] = {int(k): v for k, v in data["answered"].items()}
+        data["ka_rounds"] = {int(k): v for k, v in data["ka_rounds"].items()}
         out.append(Result(**data))
     return out
