@@ -2,16 +2,17 @@
 """Issue 8, scenario 3: hold N registered devices with 60 s keepalives against `gb28181 serve`.
 
     python bench/capacity_hold.py --devices 100000                  # 10-minute hold, recorded in RESULTS.md
-    python bench/capacity_hold.py --devices 2000 --duration 120 --no-record   # smoke run
+    python bench/capacity_hold.py --devices 1000 --interval 10 --duration 30 --register-rate 100 --no-record
 
 Starts `python -m cli serve` on a fresh SQLite file and free loopback ports, measures its idle RSS, then the
 generator (bench/_capacity.py: --workers processes, one UDP socket each) registers the devices at
 --register-rate and sends each device's keepalive once per --interval, phases spread evenly over the interval,
-for --duration seconds. After the hold the platform is stopped (its batched event log flushed) and the script
-reads the `keepalive-timeout` events from the SQLite file: an event is a FALSE offline when the generator's log
-shows that device's keepalives answered within the window (interval x 3) before the event; otherwise it is
-charged to the generator (it did not send). Generator lag is measured, not assumed: each keepalive's send time
-minus its scheduled time (p50/p99/max); a lag under the window minus the interval cannot cause a timeout.
+until --duration seconds after the registration ramp. After the hold the platform is stopped (its batched event
+log flushed) and the script reads the `keepalive-timeout` events from the SQLite file: an event is a FALSE
+offline when the generator's log shows that device's keepalives answered within the window (interval x 3) before
+the event; otherwise it is charged to the generator (it did not send). Generator lag is measured, not assumed:
+each keepalive's send time minus its scheduled time (p50/p99/max); a lag under the window minus the interval
+cannot cause a timeout.
 """
 
 from __future__ import annotations
