@@ -7,8 +7,11 @@ subscription dialog) and ``Rebind`` (take a new source port). Nothing here does 
 
 Implements: registration with digest, refresh, 423 and stale nonces (§9.1.2, RFC 3261 §10.2, §22), keepalives
 (§9.6, A.2.5.2) with re-registration when refused or lost, MANSCDP answers (answers.py) sent one at a time
-(App.M serial sending), catalog/alarm/position subscriptions (§9.11, App.N; RFC 6665). INVITE is not yet
-implemented here: it is answered 488 until the media issue lands (gb28181/media, gb28181/sdp).
+(App.M serial sending), catalog/alarm/position subscriptions (§9.11, App.N; RFC 6665), and media: INVITE
+Play/Playback/Download answered with an SDP (§9.2, App. G), one ``media.MediaSession`` per INVITE dialog started
+by the ACK, controlled by INFO/MANSRTSP (App. B), ended by BYE, and MediaStatus 121 at the end of a file (A.2.5.4).
+The driver owns the media sockets: it asks ``plan_invite`` what the INVITE needs, binds, and calls
+``accept_invite`` with the port; ``MediaStart``/``MediaStop`` tell it when to stream and when to close.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import secrets
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from gb28181 import sdp
 from gb28181.manscdp import ManscdpError, parse_envelope
 from gb28181.manscdp.codec import encode
-from gb28181.manscdp.messages import Unknown
-from gb28181.simulator import answers
+from gb28181.manscdp.messages import MediaStatusNotify, Unknown
+from gb28181.media.h264 import AccessUnit
+from gb28181.simulator import answers, media
 from gb28181.simulator.inventory import Inventory
 from gb28181.simulator.registration import Action, Input, State, Timing, step
 from sip.auth import DigestClient, parse_credentials
@@ -64,7 +69,42 @@ class Rebind:
     """Take a new source port (NAT rebinding, a 4G device); the device's Contact stays as it was."""
 
 
-Out = Send | Notify | Rebind
+@dataclass(frozen=True)
+class DialogRequest:
+    """A request in an existing dialog other than a subscription NOTIFY (MediaStatus in the INVITE dialog)."""
+
+    dialog_id: DialogId
+    method: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class MediaStart:
+    """The ACK came: open the media connection and stream ``device.media[dialog_id]``."""
+
+    dialog_id: DialogId
+
+
+@dataclass(frozen=True)
+class MediaStop:
+    """Close the media socket of the session (BYE, TEARDOWN, end of file)."""
+
+    dialog_id: DialogId
+
+
+@dataclass(frozen=True)
+class InvitePlan:
+    """What an acceptable INVITE needs from the driver: a media socket of ``transport`` (the device's side)."""
+
+    offer: sdp.SessionDescription
+    kind: str
+    transport: str  # udp | tcp-active (the device connects) | tcp-passive (the device listens)
+    remote: tuple[str, int]
+    channel_id: str
+
+
+Out = Send | Notify | Rebind | DialogRequest | MediaStart | MediaStop
 
 
 @dataclass(frozen=True)
@@ -130,6 +170,9 @@ class SimDevice:
         self._outbox: deque[bytes] = deque()
         self._in_flight = False
         self._sn = secrets.randbelow(10_000) + 1
+        self.media: dict[DialogId, media.MediaSession] = {}
+        self.clip: list[AccessUnit] = []  # set by the driver (the fixture clip, split once for all devices)
+        self.history_seconds = 8.0  # length of the "recording" a Playback/Download streams
 
     @property
     def device_id(self) -> str:
@@ -141,6 +184,9 @@ class SimDevice:
         return self.state == State.REGISTERED and self._missed == 0
 
     # ------------------------------------------------------------------ driver side
+    def drain_pending(self) -> bool:
+        return bool(self._out)
+
     def drain(self) -> list[Out]:
         out, self._out = self._out, []
         return out
@@ -450,15 +496,132 @@ class SimDevice:
         if method == "SUBSCRIBE":
             return self._on_subscribe(request, now, dialog_id)
         if method == "INVITE":
-            # Media (PS over RTP, playback control) lands with the media issue; until then, refuse clearly.
-            log.info("%s: INVITE for %s refused 488: media is not implemented in the simulator yet",
-                     self.device_id, request.to.user)  # fmt: skip
-            return Reply(488, (("Warning", '399 simulator "media not implemented yet"'),))
+            if dialog_id is not None:  # a re-INVITE: nothing to renegotiate in a simulated stream
+                return Reply(488, (("Warning", '399 simulator "re-INVITE not supported"'),))
+            plan = self.plan_invite(request)  # the driver binds the media socket and calls accept_invite
+            return plan if isinstance(plan, Reply) else Reply(500, (("Warning", '399 simulator "no media driver"'),))
+        if method == "INFO" and dialog_id is not None and dialog_id in self.media:
+            return self._on_info(dialog_id, request, now)
+        if method == "BYE" and dialog_id is not None and dialog_id in self.media:
+            self._stop_media(dialog_id, now)
+            del self.media[dialog_id]
+            return Reply(200)
         if method in ("OPTIONS", "NOTIFY", "INFO"):
             return Reply(200)
         if method == "BYE":
             return Reply(481)
         return Reply(405, (("Allow", "MESSAGE, SUBSCRIBE, OPTIONS, NOTIFY, INFO, BYE"),))
+
+    # ------------------------------------------------------------------ media (§9.2, §9.8, §9.9; App. B, C, G)
+    def plan_invite(self, request: Request) -> InvitePlan | Reply:
+        """Check an INVITE and say what socket it needs, or the error answer (spec digest §10.1 errors)."""
+        if not self.registered_once:
+            return Reply(403, (("Warning", '399 devnull "Not registered"'),))
+        try:
+            offer = sdp.parse(request.body)
+        except sdp.SdpError as exc:
+            return Reply(400, (("Warning", f'399 simulator "bad SDP: {str(exc)[:60]}"'),))
+        if offer.session_name not in (sdp.PLAY, sdp.PLAYBACK, sdp.DOWNLOAD):
+            return Reply(488, (("Warning", f'399 simulator "s={offer.session_name[:20]} not supported"'),))
+        channel_id = (request.request_uri.user if hasattr(request.request_uri, "user") else None) or request.to.user
+        if offer.uri and ":" in offer.uri and offer.session_name != sdp.PLAY:
+            channel_id = offer.uri.split(":", 1)[0] or channel_id
+        ch = self.inv.channel(channel_id or "")
+        if ch is None and channel_id == self.device_id and self.inv.videos:
+            ch = self.inv.videos[0]  # an IPC addressed by its device ID streams its only camera
+        if ch is None or ch not in self.inv.videos:
+            return Reply(404, (("Warning", f'399 simulator "no camera {channel_id}"'),))
+        m = offer.video
+        address = offer.media_address
+        if m is None or not m.port or address is None:
+            return Reply(488, (("Warning", '399 simulator "no media address or port in the offer"'),))
+        if "96" not in m.formats and "PS/90000" not in m.rtpmap.values():
+            return Reply(415, (("Warning", '399 simulator "PS (96) not offered"'),))
+        if offer.ssrc_value is None:
+            return Reply(400, (("Warning", '399 simulator "no y= SSRC"'),))
+        # offer.transport names the platform's side; the device takes the other end of the TCP connection
+        theirs = offer.transport
+        transport = {sdp.UDP: sdp.UDP, sdp.TCP_PASSIVE: sdp.TCP_ACTIVE, sdp.TCP_ACTIVE: sdp.TCP_PASSIVE}[theirs]
+        return InvitePlan(offer, offer.session_name, transport, (address, m.port), ch.id)
+
+    def accept_invite(self, request: Request, plan: InvitePlan, address: str, port: int, now: float) -> Reply:
+        """The 200 OK with our SDP; ``port`` is the media socket the driver bound (UDP source, TCP listen or
+        TCP source port). The session waits for the ACK."""
+        ssrc_text = plan.offer.ssrc or "0"
+        if self.profile.has("answer-other-ssrc"):
+            # the device chooses its own y= (other-domain style, App. G note 16): same kind digit, new number
+            ssrc_text = f"{ssrc_text[:1] or '0'}{(int(ssrc_text[1:] or 0) + 1111) % 10**9:09d}"
+        rtp_ssrc = 0 if self.profile.has("ssrc-zero") else int(ssrc_text)
+        answer = sdp.build_answer(plan.offer, self.device_id, address, port, ssrc=ssrc_text)
+        duration = self.history_seconds
+        if plan.kind != sdp.PLAY and plan.offer.stop > plan.offer.start > 0:
+            duration = min(duration, float(plan.offer.stop - plan.offer.start))
+        session = media.MediaSession(
+            plan.kind, plan.transport, plan.remote, rtp_ssrc, self.clip, duration=duration if plan.kind != sdp.PLAY
+            else 0.0, speed=float(plan.offer.download_speed or 1), channel_id=plan.channel_id,
+        )  # fmt: skip
+        to_tag = new_tag()
+        self.media[(request.call_id, to_tag, request.from_.tag or "")] = session
+        self.stats[f"invite:{plan.kind.lower()}"] += 1
+        log.info("%s: %s of %s over %s to %s:%d, SSRC %d", self.device_id, plan.kind, plan.channel_id,
+                 plan.transport, *plan.remote, rtp_ssrc)  # fmt: skip
+        return Reply(200, (("Content-Type", "application/sdp"),), answer.to_bytes(), to_tag=to_tag)
+
+    def on_ack(self, dialog_id: DialogId, now: float) -> None:
+        session = self.media.get(dialog_id)
+        if session is not None and session.fire(media.Ev.ACK, now):
+            self._out.append(MediaStart(dialog_id))
+
+    def media_due(self, dialog_id: DialogId, now: float) -> list[bytes]:
+        """RTP packets due now for the driver to send; at the end of a file, queue MediaStatus 121."""
+        session = self.media.get(dialog_id)
+        if session is None:
+            return []
+        packets = session.due(now)
+        if session.reached_end and not session.end_reported:
+            session.end_reported = True
+            self._media_status(dialog_id, session)
+            self._out.append(MediaStop(dialog_id))
+        return packets
+
+    def media_lost(self, dialog_id: DialogId, now: float) -> None:
+        """The driver could not open or keep the media connection: the stream ends (the platform will BYE)."""
+        session = self.media.get(dialog_id)
+        if session is not None:
+            session.fire(media.Ev.BYE, now)
+
+    def _media_status(self, dialog_id: DialogId, session: media.MediaSession) -> None:
+        body = encode(
+            MediaStatusNotify(sn=self._next_sn(), device_id=session.channel_id, notify_type=121),
+            charset=self.profile.charset,
+        )  # fmt: skip
+        headers = (("Content-Type", MANSCDP), ("User-Agent", self.profile.user_agent))
+        self._out.append(DialogRequest(dialog_id, "MESSAGE", headers, body))
+        self.stats["media-status-sent"] += 1
+
+    def _stop_media(self, dialog_id: DialogId, now: float) -> None:
+        session = self.media[dialog_id]
+        if not session.ended:
+            session.fire(media.Ev.BYE, now)
+        self._out.append(MediaStop(dialog_id))
+
+    def _on_info(self, dialog_id: DialogId, request: Request, now: float) -> Reply:
+        """INFO with MANSRTSP in a playback/download dialog (App. B); the 200 carries the RTSP answer."""
+        session = self.media[dialog_id]
+        try:
+            rtsp = media.parse_mansrtsp(request.body)
+        except media.MansrtspError as exc:
+            log.info("%s: INFO refused: %s", self.device_id, exc)
+            return Reply(400, (("Warning", f'399 simulator "{str(exc)[:60]}"'),))
+        if not session.history:
+            return Reply(488, (("Warning", '399 simulator "a live stream takes no playback control"'),))
+        was_ended = session.ended
+        session.control(rtsp, now)
+        self.stats[f"mansrtsp:{rtsp.method.lower()}"] += 1
+        if session.ended and not was_ended:
+            self._out.append(MediaStop(dialog_id))
+        body = f"RTSP/1.0 200 OK\r\nCSeq: {rtsp.cseq}\r\n\r\n".encode()
+        return Reply(200, (("Content-Type", "Application/MANSRTSP"),), body)
 
     def _on_message(self, request: Request, now: float, wall: float) -> Reply:
         if not self.registered_once:
