@@ -598,6 +598,7 @@ class SimDevice:
         headers = (("Content-Type", MANSCDP), ("User-Agent", self.profile.user_agent))
         self._out.append(DialogRequest(dialog_id, "MESSAGE", headers, body))
         self.stats["media-status-sent"] += 1
+        log.info("%s: end of %s of %s: MediaStatus 121 sent", self.device_id, session.kind, session.channel_id)
 
     def _stop_media(self, dialog_id: DialogId, now: float) -> None:
         session = self.media[dialog_id]
@@ -616,7 +617,9 @@ class SimDevice:
         if not session.history:
             return Reply(488, (("Warning", '399 simulator "a live stream takes no playback control"'),))
         was_ended = session.ended
-        session.control(rtsp, now)
+        applied = session.control(rtsp, now)
+        log.info("%s: MANSRTSP %s (Scale %s, Range %s) on %s: %s, now %s", self.device_id, rtsp.method, rtsp.scale,
+                 rtsp.range_start, session.channel_id, "applied" if applied else "ignored", session.phase.value)
         self.stats[f"mansrtsp:{rtsp.method.lower()}"] += 1
         if session.ended and not was_ended:
             self._out.append(MediaStop(dialog_id))
