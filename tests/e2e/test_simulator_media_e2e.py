@@ -27,7 +27,7 @@ from gb28181.media.backend import ReceiverSpec
 from gb28181.media.receiver import EmbeddedBackend
 from gb28181.simulator.inventory import build
 from gb28181.simulator.profile import load_profile
-from tests.e2e.conftest import free_port, run_tool
+from tests.e2e.conftest import PYTHON, REPO, free_port, run_tool
 from tests.e2e.raw_device import _headers
 from tests.e2e.raw_superior import RawSuperior
 from tests.e2e.test_simulator_e2e import PASSWORD, SERVER_ID, Sim
@@ -277,3 +277,22 @@ async def test_download_at_downloadspeed_over_tcp_ends_with_media_status_121(tmp
         await sim.kill()
         caller.transport.close()  # type: ignore[union-attr]
         sup.close()
+
+
+async def test_demo_runs_the_county_and_says_plainly_whether_it_recorded(tmp_path: Path) -> None:
+    """`gb28181 demo`: exit 0 with a recording ffprobe reads when this build has `gb28181 play`; otherwise exit 3
+    and a plain NOT RECORDED line, after the devices and catalogs were checked all the same."""
+    has_play, _, _ = await run_tool(PYTHON, "-m", "cli", "play", "--help", cwd=REPO, timeout=60)
+    rc, out, err = await run_tool(PYTHON, "-m", "cli", "demo", "--dir", str(tmp_path), "--seconds", "3", cwd=REPO,
+                                  timeout=240)  # fmt: skip
+    assert "devices online: 6 of 6" in out, out + err
+    assert "catalogs: 38 of 38 channels" in out
+    assert "gb28181 devices --admin http://127.0.0.1:" in out
+    if has_play == 0:
+        assert rc == 0, out + err
+        (recording,) = tmp_path.glob("*.ps")
+        await _check_file(recording, 25)
+    else:
+        assert rc == 3, out + err
+        assert "NOT RECORDED: this build has no `gb28181 play` command" in out
+        assert not list(tmp_path.glob("*.ps"))
