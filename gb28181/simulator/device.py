@@ -239,6 +239,9 @@ class SimDevice:
 
     def power_off(self, now: float) -> None:
         self._boot_at = None
+        for dialog_id in list(self.media):  # no power, no stream: the platform sees the media stop
+            self._stop_media(dialog_id, now)
+        self.media.clear()
         self._fire(Input.POWER_OFF, now)
 
     def reboot(self, now: float, delay: float = BOOT_DELAY) -> None:

@@ -248,3 +248,16 @@ def test_the_end_of_a_download_is_reported_with_media_status_121_in_the_dialog()
     msg = decode(out[0].body).message
     assert isinstance(msg, MediaStatusNotify) and msg.notify_type == 121 and msg.device_id == ch
     assert d.media_due(dialog_id, 3.0) == [] and d.drain() == []  # reported once
+
+
+def test_power_loss_stops_every_stream() -> None:
+    d = _registered("tianwang-nvr")
+    ids = []
+    for ch in d.inv.videos[:2]:
+        _, dialog_id, _ = _invite(d, _offer(), ch.id)
+        d.on_ack(dialog_id, 1.0)
+        ids.append(dialog_id)
+    d.drain()
+    d.power_off(2.0)
+    assert not d.media and [o for o in d.drain() if isinstance(o, MediaStop)] == [MediaStop(i) for i in ids]
+    assert d.media_due(ids[0], 3.0) == []
