@@ -20,6 +20,7 @@ import logging
 import secrets
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from gb28181 import sdp
 from gb28181.manscdp import ManscdpError, parse_envelope
@@ -94,6 +95,26 @@ class MediaStop:
 
 
 @dataclass(frozen=True)
+class TalkStart:
+    """A Broadcast was accepted (§9.12): bind an audio receive socket, then send ``talk_invite``'s INVITE."""
+
+    source_id: str
+
+
+@dataclass(frozen=True)
+class TalkStop:
+    """The talk INVITE failed or its dialog ended: close the audio socket."""
+
+    call_id: str
+
+
+@dataclass
+class Talk:
+    source_id: str
+    dialog_id: DialogId | None = None  # once the platform answered 2xx
+
+
+@dataclass(frozen=True)
 class InvitePlan:
     """What an acceptable INVITE needs from the driver: a media socket of ``transport`` (the device's side)."""
 
@@ -104,7 +125,7 @@ class InvitePlan:
     channel_id: str
 
 
-Out = Send | Notify | Rebind | DialogRequest | MediaStart | MediaStop
+Out = Send | Notify | Rebind | DialogRequest | MediaStart | MediaStop | TalkStart | TalkStop
 
 
 @dataclass(frozen=True)
@@ -171,6 +192,7 @@ class SimDevice:
         self._in_flight = False
         self._sn = secrets.randbelow(10_000) + 1
         self.media: dict[DialogId, media.MediaSession] = {}
+        self.talks: dict[str, Talk] = {}  # by Call-ID: audio INVITEs we sent after a Broadcast
         self.clip: list[AccessUnit] = []  # set by the driver (the fixture clip, split once for all devices)
         self.history_seconds = 8.0  # length of the "recording" a Playback/Download streams
 
@@ -242,6 +264,9 @@ class SimDevice:
         for dialog_id in list(self.media):  # no power, no stream: the platform sees the media stop
             self._stop_media(dialog_id, now)
         self.media.clear()
+        for call_id in list(self.talks):
+            self._out.append(TalkStop(call_id))
+        self.talks.clear()
         self._fire(Input.POWER_OFF, now)
 
     def reboot(self, now: float, delay: float = BOOT_DELAY) -> None:
@@ -305,6 +330,8 @@ class SimDevice:
             if response is not None and response.status in (401, 403, 404):
                 self._fire(Input.KEEPALIVE_REFUSED, now)
             self._send_next()
+        elif purpose.startswith("talk:"):
+            self._talk_answer(purpose[5:], response)
         elif purpose == "notify" and response is not None and response.status == 481:
             self.stats["notify-481"] += 1
 
@@ -505,6 +532,11 @@ class SimDevice:
             return plan if isinstance(plan, Reply) else Reply(500, (("Warning", '399 simulator "no media driver"'),))
         if method == "INFO" and dialog_id is not None and dialog_id in self.media:
             return self._on_info(dialog_id, request, now)
+        if method == "BYE" and dialog_id is not None and dialog_id[0] in self.talks:
+            self.talks.pop(dialog_id[0])
+            self._out.append(TalkStop(dialog_id[0]))
+            self.stats["talk-ended"] += 1
+            return Reply(200)
         if method == "BYE" and dialog_id is not None and dialog_id in self.media:
             self._stop_media(dialog_id, now)
             del self.media[dialog_id]
@@ -629,6 +661,62 @@ class SimDevice:
         body = f"RTSP/1.0 200 OK\r\nCSeq: {rtsp.cseq}\r\n\r\n".encode()
         return Reply(200, (("Content-Type", "Application/MANSRTSP"),), body)
 
+    # ------------------------------------------------------------------ voice broadcast (§9.12, A.2.5.5, A.2.6.11)
+    def _on_broadcast(self, env: Any) -> Reply:
+        """200, a Response Broadcast, and (when the target is ours) an audio INVITE to the SourceID, as the Dahua
+        and Hikvision talk INVITEs in fixtures-wild do (spec digest §7.11)."""
+        source = env.fields.get("SourceID") or self.server.id
+        target = env.fields.get("TargetID") or ""
+        ok = target == self.device_id or self.inv.channel(target) is not None
+        self._queue(encode(
+            Unknown(root="Response", cmd_type="Broadcast", sn=env.sn, device_id=target or self.device_id,
+                    result="OK" if ok else "ERROR"),
+            charset=self.profile.charset,
+        ))  # fmt: skip
+        self.stats["broadcast" if ok else "broadcast-refused"] += 1
+        if ok:
+            self._out.append(TalkStart(source))
+        else:
+            log.info("%s: Broadcast for %r, not ours: Result ERROR", self.device_id, target)
+        return Reply(200)
+
+    def talk_invite(self, source_id: str, address: str, port: int) -> Request:
+        """The device's INVITE for the broadcast audio: ``m=audio`` PCMA (and PS) on ``port``, recvonly."""
+        ssrc = f"0{self.server.domain[3:8]}{secrets.randbelow(10000):04d}"
+        attrs = (("recvonly", None), ("rtpmap", "8 PCMA/8000/1"), ("rtpmap", "96 PS/90000"))
+        offer = sdp.SessionDescription(
+            origin_user=self.device_id, origin_address=address, session_name=sdp.PLAY, info="VCam BroadCast Session",
+            connection=address, media=(sdp.Media("audio", port, "RTP/AVP", ("8", "96"), attrs),), ssrc=ssrc,
+            format_line="v/////a/1/8/1",
+        )  # fmt: skip
+        call_id = new_call_id()
+        host, sip_port = self.local
+        headers = [
+            ("From", f"<sip:{self.device_id}@{self.server.domain}>;tag={new_tag()}"),
+            ("To", f"<sip:{source_id}@{self.server.domain}>"),
+            ("Call-ID", call_id),
+            ("CSeq", f"{self._next_cseq()} INVITE"),
+            ("Contact", f"<sip:{self.device_id}@{host}:{sip_port}>"),
+            ("Subject", f"{source_id}:{ssrc},{self.device_id}:0"),
+            ("Content-Type", "application/sdp"),
+        ]
+        self.talks[call_id] = Talk(source_id)
+        return self._request("INVITE", f"sip:{source_id}@{self.server.domain}", headers, offer.to_bytes())
+
+    def _talk_answer(self, call_id: str, response: Response | None) -> None:
+        talk = self.talks.get(call_id)
+        if talk is None:
+            return
+        if response is None or not 200 <= response.status < 300:
+            log.info("%s: talk INVITE to %s: %s", self.device_id, talk.source_id,
+                     response.status if response is not None else "no answer")  # fmt: skip
+            del self.talks[call_id]
+            self._out.append(TalkStop(call_id))
+            self.stats["talk-refused"] += 1
+            return
+        talk.dialog_id = (call_id, response.from_.tag or "", response.to.tag or "")
+        self.stats["talk-established"] += 1
+
     def _on_message(self, request: Request, now: float, wall: float) -> Reply:
         if not self.registered_once:
             # fixtures-wild dahua/ipc-403-not-registered-warning.txt
@@ -640,6 +728,8 @@ class SimDevice:
             return Reply(400, (("Warning", '399 simulator "bad MANSCDP body"'),))
         if env.kind == "Response":  # the platform acknowledging our alarm, say
             return Reply(200)
+        if env.kind == "Notify" and env.cmd_type == "Broadcast":
+            return self._on_broadcast(env)
         outcome = answers.answer(self.inv, env, request.body, wall, self.server.id)
         if outcome.error:
             self.stats["unanswered-queries"] += 1

@@ -42,6 +42,8 @@ from gb28181.simulator.device import (
     Send,
     ServerInfo,
     SimDevice,
+    TalkStart,
+    TalkStop,
 )
 from gb28181.simulator.inventory import build
 from gb28181.simulator.profile import Profile, assign, load_profile
@@ -114,6 +116,19 @@ class MediaLink:
     ack_timer: asyncio.TimerHandle | None = None
 
 
+class _AudioSink(asyncio.DatagramProtocol):
+    """The device's loudspeaker: counts the broadcast's RTP packets and drops them."""
+
+    def __init__(self, device: SimDevice) -> None:
+        self.device = device
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.device.stats["talk-rtp-received"] += 1
+
+    def error_received(self, exc: Exception) -> None:
+        pass
+
+
 def load_clip(path: Path = CLIP) -> list[AccessUnit]:
     """The fixture clip as access units (read once per process, shared by every device)."""
     try:
@@ -139,6 +154,7 @@ class Simulator:
         self._last_progress = ""
         self._closing = False
         self._media: dict[tuple[int, DialogId], MediaLink] = {}
+        self._talks: dict[tuple[int, str], asyncio.DatagramTransport] = {}
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -418,6 +434,23 @@ class Simulator:
                     ml.ack_timer.cancel()
             sock.close()
 
+    async def _start_talk(self, slot: Slot, source_id: str) -> None:
+        """Voice broadcast (§9.12): a UDP socket that takes (and counts) the platform's audio, then the INVITE."""
+        device, link = slot.device, slot.link
+        if link is None or self._closing:
+            return
+        try:
+            transport, _ = await self.loop.create_datagram_endpoint(
+                lambda: _AudioSink(device), local_addr=(device.local[0], 0))
+        except OSError as exc:
+            log.warning("%s: no audio socket for the broadcast: %s", device.device_id, exc)
+            return
+        port = transport.get_extra_info("sockname")[1]
+        request = device.talk_invite(source_id, device.local[0], port)
+        self._talks[(slot.index, request.call_id)] = transport
+        self._request(slot, f"talk:{request.call_id}", request, link.peer)
+        self._arm(slot)
+
     def _slot_for(self, link: Link, event: RequestReceived) -> Slot | None:
         if link is not self._shared:
             return link.owner
@@ -472,6 +505,12 @@ class Simulator:
                 self._start_media(slot, out.dialog_id)
             elif isinstance(out, MediaStop):
                 self._close_media(slot, out.dialog_id)
+            elif isinstance(out, TalkStart):
+                self._spawn(self._start_talk(slot, out.source_id))
+            elif isinstance(out, TalkStop):
+                transport = self._talks.pop((slot.index, out.call_id), None)
+                if transport is not None:
+                    transport.close()
         if arm:
             self._arm(slot)
 
@@ -678,6 +717,9 @@ class Simulator:
         self._closing = True
         for index, dialog_id in list(self._media):
             self._close_media(self.slots[index], dialog_id)
+        for transport in self._talks.values():
+            transport.close()
+        self._talks.clear()
         for slot in self.slots:
             if slot.timer is not None:
                 slot.timer.cancel()

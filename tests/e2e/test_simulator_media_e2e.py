@@ -3,7 +3,9 @@
 hand (RFC 3261 text, not our SIP stack) and takes the MediaStatus MESSAGE in the dialog, and the media layer's
 embedded receiver (gb28181/media/receiver.py) takes the RTP into a file that our PS walker and, when installed,
 ffprobe read as H.264 in MPEG-PS. Live over UDP, TCP passive (we listen) and TCP active (we connect); playback
-paused, resumed and sped up; a download at downloadspeed 4; each history stream ends with MediaStatus 121."""
+paused, resumed and sped up; a download at downloadspeed 4; each history stream ends with MediaStatus 121; a
+Broadcast answered with a Response and an audio INVITE back to the source, which takes G.711A until BYE; and
+`gb28181 demo`."""
 
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ import pytest
 
 from gb28181 import sdp
 from gb28181.manscdp.codec import decode
-from gb28181.manscdp.messages import MediaStatusNotify
-from gb28181.media import ps
+from gb28181.manscdp.messages import BroadcastResponse, MediaStatusNotify
+from gb28181.media import ps, rtp
 from gb28181.media.backend import ReceiverSpec
 from gb28181.media.receiver import EmbeddedBackend
 from gb28181.simulator.inventory import build
@@ -296,3 +298,77 @@ async def test_demo_runs_the_county_and_says_plainly_whether_it_recorded(tmp_pat
         assert rc == 3, out + err
         assert "NOT RECORDED: this build has no `gb28181 play` command" in out
         assert not list(tmp_path.glob("*.ps"))
+
+
+class TalkSuperior(RawSuperior):
+    """The raw superior, also answering the device's talk INVITE 200 (sendonly PCMA, as wvp's sendOk does)."""
+
+    def __init__(self, sip_id: str, password: str) -> None:
+        super().__init__(sip_id, password)
+        self.invites: asyncio.Queue[tuple[dict[str, str], bytes]] = asyncio.Queue()
+        self.acks = 0
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if data.startswith(b"ACK "):
+            self.acks += 1
+            return
+        if not data.startswith(b"INVITE "):
+            super().datagram_received(data, addr)
+            return
+        _, fields, body = _headers(data)
+        self.invites.put_nowait((fields, body))
+        answer_sdp = (f"v=0\r\no={SERVER_ID} 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                      f"m=audio {self.port} RTP/AVP 8\r\na=sendonly\r\na=rtpmap:8 PCMA/8000\r\ny=0200000077\r\n"
+                      "f=v/////a/1/8/1\r\n").encode()  # fmt: skip
+        answer = (
+            f"SIP/2.0 200 OK\r\nVia: {fields['via']}\r\nFrom: {fields['from']}\r\nTo: {fields['to']};tag=talk1\r\n"
+            f"Call-ID: {fields['call-id']}\r\nCSeq: {fields['cseq']}\r\n"
+            f"Contact: <sip:{SERVER_ID}@127.0.0.1:{self.port}>\r\nContent-Type: application/sdp\r\n"
+            f"Content-Length: {len(answer_sdp)}\r\n\r\n"
+        ).encode()
+        assert self.transport is not None
+        self.transport.sendto(answer + answer_sdp, addr)
+
+
+async def test_broadcast_makes_the_device_invite_for_audio_and_take_it(tmp_path: Path) -> None:
+    sup = await TalkSuperior.start(SERVER_ID, PASSWORD)
+    sim = Sim(SimpleNamespace(sip_port=sup.port), tmp_path, "--devices", "1",  # type: ignore[arg-type]
+              "--profile", "tianwang-nvr")  # fmt: skip
+    audio = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        await sim.start()
+        await sup.wait_for(lambda: sup.known and sup.lower is not None, 20, "the simulated device registered")
+        assert sup.lower is not None
+        (device_id,) = sup.known
+        body = (f'<?xml version="1.0" encoding="GB2312"?>\r\n<Notify><CmdType>Broadcast</CmdType><SN>31</SN>'
+                f"<SourceID>{SERVER_ID}</SourceID><TargetID>{device_id}</TargetID></Notify>\r\n").encode()  # fmt: skip
+        assert await sup.query(sup.lower, device_id, body) == 200
+        response = decode(await asyncio.wait_for(sup.messages.get(), 10)).message
+        assert isinstance(response, BroadcastResponse) and response.sn == 31 and response.result == "OK"
+        fields, offer_body = await asyncio.wait_for(sup.invites.get(), 10)
+        offer = sdp.parse(offer_body)
+        media = offer.video
+        assert media is not None and media.kind == "audio" and media.direction == "recvonly" and 8 in media.rtpmap
+        assert fields["to"].startswith(f"<sip:{SERVER_ID}@") and fields["subject"].startswith(f"{SERVER_ID}:")
+        await sup.wait_for(lambda: sup.acks >= 1, 10, "the ACK to our 200")
+        for seq in range(50):  # one second of G.711A
+            audio.sendto(rtp.build(8, seq, seq * 160, 200000077, b"\xd5" * 160), (offer.media_address, media.port))
+        await asyncio.sleep(0.5)
+        assert sup.transport is not None
+        bye = (
+            f"BYE sip:{device_id}@{sup.lower[0]}:{sup.lower[1]} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{sup.port};rport;branch=z9hG4bK{secrets.token_hex(6)}\r\n"
+            f"From: {fields['to']};tag=talk1\r\nTo: {fields['from']}\r\nCall-ID: {fields['call-id']}\r\n"
+            f"CSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        sup.transport.sendto(bye.encode(), sup.lower)
+        answer = await asyncio.wait_for(sup._responses.get(), 10)
+        assert answer.startswith(b"SIP/2.0 200"), answer[:200]
+        summary = await sim.quit()
+        stats = summary["stats"]
+        assert stats.get("broadcast") == 1 and stats.get("talk-established") == 1 and stats.get("talk-ended") == 1
+        assert stats.get("talk-rtp-received", 0) >= 45  # loopback UDP; a handful lost on a loaded machine at most
+    finally:
+        audio.close()
+        await sim.kill()
+        sup.close()

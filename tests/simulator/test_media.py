@@ -10,12 +10,23 @@ import pytest
 
 from gb28181 import sdp
 from gb28181.manscdp.codec import decode
-from gb28181.manscdp.messages import MediaStatusNotify
+from gb28181.manscdp.messages import BroadcastResponse, MediaStatusNotify
 from gb28181.media import ps, rtp
 from gb28181.simulator import media
-from gb28181.simulator.device import DialogRequest, InvitePlan, MediaStart, MediaStop, Reply, SimDevice
+from gb28181.simulator.device import (
+    DialogRequest,
+    InvitePlan,
+    MediaStart,
+    MediaStop,
+    Reply,
+    Send,
+    SimDevice,
+    TalkStart,
+    TalkStop,
+)
 from gb28181.simulator.media import Ev, MediaSession, Phase, parse_mansrtsp
 from gb28181.simulator.runtime import load_clip
+from sip.message import make_response
 from tests.simulator.helpers import SERVER, device, digest, platform_request, register
 
 CLIP = load_clip()
@@ -261,3 +272,46 @@ def test_power_loss_stops_every_stream() -> None:
     d.power_off(2.0)
     assert not d.media and [o for o in d.drain() if isinstance(o, MediaStop)] == [MediaStop(i) for i in ids]
     assert d.media_due(ids[0], 3.0) == []
+
+
+# ------------------------------------------------------------------------------------------------ broadcast
+
+
+def _broadcast(d: SimDevice, target: str) -> list[object]:
+    body = (f'<?xml version="1.0" encoding="GB2312"?>\r\n<Notify><CmdType>Broadcast</CmdType><SN>9</SN>'
+            f"<SourceID>{SERVER.id}</SourceID><TargetID>{target}</TargetID></Notify>\r\n").encode()  # fmt: skip
+    reply = d.on_request(platform_request("MESSAGE", d.device_id, body), 1.0, WALL, None)
+    assert reply is not None and reply.status == 200
+    return d.drain()
+
+
+def test_broadcast_is_answered_then_the_device_invites_the_source_for_audio() -> None:
+    d = _registered("tianwang-ipc")
+    out = _broadcast(d, d.device_id)
+    (sent,) = [o for o in out if isinstance(o, Send)]
+    response = decode(sent.request.body).message
+    assert isinstance(response, BroadcastResponse) and (response.sn, response.result) == (9, "OK")
+    assert TalkStart(SERVER.id) in out
+    invite = d.talk_invite(SERVER.id, "127.0.0.1", 42000)
+    offer = sdp.parse(invite.body)
+    audio = offer.video  # the only media section
+    assert audio is not None and audio.kind == "audio" and audio.port == 42000 and audio.direction == "recvonly"
+    assert audio.rtpmap[8].startswith("PCMA/8000") and offer.ssrc is not None and len(offer.ssrc) == 10
+    assert invite.to.user == SERVER.id and invite.headers.get("Subject", "").startswith(f"{SERVER.id}:")
+    ok = make_response(invite, 200, to_tag="plat9")
+    d.on_answer(f"talk:{invite.call_id}", ok, 2.0)
+    dialog_id = d.talks[invite.call_id].dialog_id
+    assert dialog_id is not None and d.stats["talk-established"] == 1
+    bye = d.on_request(platform_request("BYE", d.device_id), 3.0, WALL, dialog_id)
+    assert bye is not None and bye.status == 200 and not d.talks and d.drain() == [TalkStop(invite.call_id)]
+
+
+def test_broadcast_for_someone_else_is_refused_and_a_refused_invite_closes_the_socket() -> None:
+    d = _registered("tianwang-ipc")
+    out = _broadcast(d, "34020000001370000099")
+    (sent,) = [o for o in out if isinstance(o, Send)]
+    assert decode(sent.request.body).message.result == "ERROR"
+    assert not [o for o in out if isinstance(o, TalkStart)]
+    invite = d.talk_invite(SERVER.id, "127.0.0.1", 42000)
+    d.on_answer(f"talk:{invite.call_id}", make_response(invite, 486), 2.0)
+    assert not d.talks and TalkStop(invite.call_id) in d.drain()
