@@ -1238,6 +1238,21 @@ def conformance(
         click.echo(text, nl=False)
     if report["counts"].get("FAIL"):
         sys.exit(1)
+@main.command()
+@click.option("--keep", is_flag=True, help="Leave the platform and the devices running (Ctrl-C stops them).")
+@click.option("--seconds", type=click.IntRange(1, 60), default=5, show_default=True, help="Length of the recording.")
+@click.option("--dir", "workdir", type=click.Path(file_okay=False), help="Work directory (default: a new temp dir).")
+def demo(keep: bool, seconds: int, workdir: str | None) -> None:
+    """A platform and a small county of simulated devices: registration, catalogs, one recorded channel."""
+    from gb28181.simulator import SimulatorError
+    from gb28181.simulator import demo as demo_
+
+    try:
+        status = asyncio.run(demo_.run_demo(Path(workdir) if workdir else None, keep=keep, seconds=seconds))
+    except SimulatorError as exc:
+        click.echo(f"gb28181 demo: {exc}", err=True)
+        sys.exit(demo_.EXIT_FAILED)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

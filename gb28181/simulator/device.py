@@ -7,8 +7,11 @@ subscription dialog) and ``Rebind`` (take a new source port). Nothing here does 
 
 Implements: registration with digest, refresh, 423 and stale nonces (§9.1.2, RFC 3261 §10.2, §22), keepalives
 (§9.6, A.2.5.2) with re-registration when refused or lost, MANSCDP answers (answers.py) sent one at a time
-(App.M serial sending), catalog/alarm/position subscriptions (§9.11, App.N; RFC 6665). INVITE is not yet
-implemented here: it is answered 488 until the media issue lands (gb28181/media, gb28181/sdp).
+(App.M serial sending), catalog/alarm/position subscriptions (§9.11, App.N; RFC 6665), and media: INVITE
+Play/Playback/Download answered with an SDP (§9.2, App. G), one ``media.MediaSession`` per INVITE dialog started
+by the ACK, controlled by INFO/MANSRTSP (App. B), ended by BYE, and MediaStatus 121 at the end of a file (A.2.5.4).
+The driver owns the media sockets: it asks ``plan_invite`` what the INVITE needs, binds, and calls
+``accept_invite`` with the port; ``MediaStart``/``MediaStop`` tell it when to stream and when to close.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import logging
 import secrets
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Any
 
+from gb28181 import sdp
 from gb28181.manscdp import ManscdpError, parse_envelope
 from gb28181.manscdp.codec import encode
-from gb28181.manscdp.messages import Unknown
-from gb28181.simulator import answers
+from gb28181.manscdp.messages import MediaStatusNotify, Unknown
+from gb28181.media.h264 import AccessUnit
+from gb28181.simulator import answers, media
 from gb28181.simulator.inventory import Inventory
 from gb28181.simulator.registration import Action, Input, State, Timing, step
 from sip.auth import DigestClient, parse_credentials
@@ -64,7 +70,62 @@ class Rebind:
     """Take a new source port (NAT rebinding, a 4G device); the device's Contact stays as it was."""
 
 
-Out = Send | Notify | Rebind
+@dataclass(frozen=True)
+class DialogRequest:
+    """A request in an existing dialog other than a subscription NOTIFY (MediaStatus in the INVITE dialog)."""
+
+    dialog_id: DialogId
+    method: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class MediaStart:
+    """The ACK came: open the media connection and stream ``device.media[dialog_id]``."""
+
+    dialog_id: DialogId
+
+
+@dataclass(frozen=True)
+class MediaStop:
+    """Close the media socket of the session (BYE, TEARDOWN, end of file)."""
+
+    dialog_id: DialogId
+
+
+@dataclass(frozen=True)
+class TalkStart:
+    """A Broadcast was accepted (§9.12): bind an audio receive socket, then send ``talk_invite``'s INVITE."""
+
+    source_id: str
+
+
+@dataclass(frozen=True)
+class TalkStop:
+    """The talk INVITE failed or its dialog ended: close the audio socket."""
+
+    call_id: str
+
+
+@dataclass
+class Talk:
+    source_id: str
+    dialog_id: DialogId | None = None  # once the platform answered 2xx
+
+
+@dataclass(frozen=True)
+class InvitePlan:
+    """What an acceptable INVITE needs from the driver: a media socket of ``transport`` (the device's side)."""
+
+    offer: sdp.SessionDescription
+    kind: str
+    transport: str  # udp | tcp-active (the device connects) | tcp-passive (the device listens)
+    remote: tuple[str, int]
+    channel_id: str
+
+
+Out = Send | Notify | Rebind | DialogRequest | MediaStart | MediaStop | TalkStart | TalkStop
 
 
 @dataclass(frozen=True)
@@ -136,6 +197,10 @@ class SimDevice:
         self._outbox: deque[bytes] = deque()
         self._in_flight = False
         self._sn = secrets.randbelow(10_000) + 1
+        self.media: dict[DialogId, media.MediaSession] = {}
+        self.talks: dict[str, Talk] = {}  # by Call-ID: audio INVITEs we sent after a Broadcast
+        self.clip: list[AccessUnit] = []  # set by the driver (the fixture clip, split once for all devices)
+        self.history_seconds = 8.0  # length of the "recording" a Playback/Download streams
 
     @property
     def device_id(self) -> str:
@@ -147,6 +212,9 @@ class SimDevice:
         return self.state == State.REGISTERED and self._missed == 0
 
     # ------------------------------------------------------------------ driver side
+    def drain_pending(self) -> bool:
+        return bool(self._out)
+
     def drain(self) -> list[Out]:
         out, self._out = self._out, []
         return out
@@ -199,6 +267,12 @@ class SimDevice:
 
     def power_off(self, now: float) -> None:
         self._boot_at = None
+        for dialog_id in list(self.media):  # no power, no stream: the platform sees the media stop
+            self._stop_media(dialog_id, now)
+        self.media.clear()
+        for call_id in list(self.talks):
+            self._out.append(TalkStop(call_id))
+        self.talks.clear()
         self._fire(Input.POWER_OFF, now)
 
     def reboot(self, now: float, delay: float = BOOT_DELAY) -> None:
@@ -262,6 +336,8 @@ class SimDevice:
             if response is not None and response.status in (401, 403, 404):
                 self._fire(Input.KEEPALIVE_REFUSED, now)
             self._send_next()
+        elif purpose.startswith("talk:"):
+            self._talk_answer(purpose[5:], response)
         elif purpose == "notify" and response is not None and response.status == 481:
             self.stats["notify-481"] += 1
 
@@ -456,15 +532,196 @@ class SimDevice:
         if method == "SUBSCRIBE":
             return self._on_subscribe(request, now, dialog_id)
         if method == "INVITE":
-            # Media (PS over RTP, playback control) lands with the media issue; until then, refuse clearly.
-            log.info("%s: INVITE for %s refused 488: media is not implemented in the simulator yet",
-                     self.device_id, request.to.user)  # fmt: skip
-            return Reply(488, (("Warning", '399 simulator "media not implemented yet"'),))
+            if dialog_id is not None:  # a re-INVITE: nothing to renegotiate in a simulated stream
+                return Reply(488, (("Warning", '399 simulator "re-INVITE not supported"'),))
+            plan = self.plan_invite(request)  # the driver binds the media socket and calls accept_invite
+            return plan if isinstance(plan, Reply) else Reply(500, (("Warning", '399 simulator "no media driver"'),))
+        if method == "INFO" and dialog_id is not None and dialog_id in self.media:
+            return self._on_info(dialog_id, request, now)
+        if method == "BYE" and dialog_id is not None and dialog_id[0] in self.talks:
+            self.talks.pop(dialog_id[0])
+            self._out.append(TalkStop(dialog_id[0]))
+            self.stats["talk-ended"] += 1
+            return Reply(200)
+        if method == "BYE" and dialog_id is not None and dialog_id in self.media:
+            self._stop_media(dialog_id, now)
+            del self.media[dialog_id]
+            return Reply(200)
         if method in ("OPTIONS", "NOTIFY", "INFO"):
             return Reply(200)
         if method == "BYE":
             return Reply(481)
         return Reply(405, (("Allow", "MESSAGE, SUBSCRIBE, OPTIONS, NOTIFY, INFO, BYE"),))
+
+    # ------------------------------------------------------------------ media (§9.2, §9.8, §9.9; App. B, C, G)
+    def plan_invite(self, request: Request) -> InvitePlan | Reply:
+        """Check an INVITE and say what socket it needs, or the error answer (spec digest §10.1 errors)."""
+        if not self.registered_once:
+            return Reply(403, (("Warning", '399 devnull "Not registered"'),))
+        try:
+            offer = sdp.parse(request.body)
+        except sdp.SdpError as exc:
+            return Reply(400, (("Warning", f'399 simulator "bad SDP: {str(exc)[:60]}"'),))
+        if offer.session_name not in (sdp.PLAY, sdp.PLAYBACK, sdp.DOWNLOAD):
+            return Reply(488, (("Warning", f'399 simulator "s={offer.session_name[:20]} not supported"'),))
+        channel_id = (request.request_uri.user if hasattr(request.request_uri, "user") else None) or request.to.user
+        if offer.uri and ":" in offer.uri and offer.session_name != sdp.PLAY:
+            channel_id = offer.uri.split(":", 1)[0] or channel_id
+        ch = self.inv.channel(channel_id or "")
+        if ch is None and channel_id == self.device_id and self.inv.videos:
+            ch = self.inv.videos[0]  # an IPC addressed by its device ID streams its only camera
+        if ch is None or ch not in self.inv.videos:
+            return Reply(404, (("Warning", f'399 simulator "no camera {channel_id}"'),))
+        m = offer.video
+        address = offer.media_address
+        if m is None or not m.port or address is None:
+            return Reply(488, (("Warning", '399 simulator "no media address or port in the offer"'),))
+        if "96" not in m.formats and "PS/90000" not in m.rtpmap.values():
+            return Reply(415, (("Warning", '399 simulator "PS (96) not offered"'),))
+        if offer.ssrc_value is None:
+            return Reply(400, (("Warning", '399 simulator "no y= SSRC"'),))
+        # offer.transport names the platform's side; the device takes the other end of the TCP connection
+        theirs = offer.transport
+        transport = {sdp.UDP: sdp.UDP, sdp.TCP_PASSIVE: sdp.TCP_ACTIVE, sdp.TCP_ACTIVE: sdp.TCP_PASSIVE}[theirs]
+        return InvitePlan(offer, offer.session_name, transport, (address, m.port), ch.id)
+
+    def accept_invite(self, request: Request, plan: InvitePlan, address: str, port: int, now: float) -> Reply:
+        """The 200 OK with our SDP; ``port`` is the media socket the driver bound (UDP source, TCP listen or
+        TCP source port). The session waits for the ACK."""
+        ssrc_text = plan.offer.ssrc or "0"
+        if self.profile.has("answer-other-ssrc"):
+            # the device chooses its own y= (other-domain style, App. G note 16): same kind digit, new number
+            ssrc_text = f"{ssrc_text[:1] or '0'}{(int(ssrc_text[1:] or 0) + 1111) % 10**9:09d}"
+        rtp_ssrc = 0 if self.profile.has("ssrc-zero") else int(ssrc_text)
+        answer = sdp.build_answer(plan.offer, self.device_id, address, port, ssrc=ssrc_text)
+        duration = self.history_seconds
+        if plan.kind != sdp.PLAY and plan.offer.stop > plan.offer.start > 0:
+            duration = min(duration, float(plan.offer.stop - plan.offer.start))
+        session = media.MediaSession(
+            plan.kind, plan.transport, plan.remote, rtp_ssrc, self.clip, duration=duration if plan.kind != sdp.PLAY
+            else 0.0, speed=float(plan.offer.download_speed or 1), channel_id=plan.channel_id,
+        )  # fmt: skip
+        to_tag = new_tag()
+        self.media[(request.call_id, to_tag, request.from_.tag or "")] = session
+        self.stats[f"invite:{plan.kind.lower()}"] += 1
+        log.info("%s: %s of %s over %s to %s:%d, SSRC %d", self.device_id, plan.kind, plan.channel_id,
+                 plan.transport, *plan.remote, rtp_ssrc)  # fmt: skip
+        return Reply(200, (("Content-Type", "application/sdp"),), answer.to_bytes(), to_tag=to_tag)
+
+    def on_ack(self, dialog_id: DialogId, now: float) -> None:
+        session = self.media.get(dialog_id)
+        if session is not None and session.fire(media.Ev.ACK, now):
+            self._out.append(MediaStart(dialog_id))
+
+    def media_due(self, dialog_id: DialogId, now: float) -> list[bytes]:
+        """RTP packets due now for the driver to send; at the end of a file, queue MediaStatus 121."""
+        session = self.media.get(dialog_id)
+        if session is None:
+            return []
+        packets = session.due(now)
+        if session.reached_end and not session.end_reported:
+            session.end_reported = True
+            self._media_status(dialog_id, session)
+            self._out.append(MediaStop(dialog_id))
+        return packets
+
+    def media_lost(self, dialog_id: DialogId, now: float) -> None:
+        """The driver could not open or keep the media connection: the stream ends (the platform will BYE)."""
+        session = self.media.get(dialog_id)
+        if session is not None:
+            session.fire(media.Ev.BYE, now)
+
+    def _media_status(self, dialog_id: DialogId, session: media.MediaSession) -> None:
+        body = encode(
+            MediaStatusNotify(sn=self._next_sn(), device_id=session.channel_id, notify_type=121),
+            charset=self.profile.charset,
+        )  # fmt: skip
+        headers = (("Content-Type", MANSCDP), ("User-Agent", self.profile.user_agent))
+        self._out.append(DialogRequest(dialog_id, "MESSAGE", headers, body))
+        self.stats["media-status-sent"] += 1
+        log.info("%s: end of %s of %s: MediaStatus 121 sent", self.device_id, session.kind, session.channel_id)
+
+    def _stop_media(self, dialog_id: DialogId, now: float) -> None:
+        session = self.media[dialog_id]
+        if not session.ended:
+            session.fire(media.Ev.BYE, now)
+        self._out.append(MediaStop(dialog_id))
+
+    def _on_info(self, dialog_id: DialogId, request: Request, now: float) -> Reply:
+        """INFO with MANSRTSP in a playback/download dialog (App. B); the 200 carries the RTSP answer."""
+        session = self.media[dialog_id]
+        try:
+            rtsp = media.parse_mansrtsp(request.body)
+        except media.MansrtspError as exc:
+            log.info("%s: INFO refused: %s", self.device_id, exc)
+            return Reply(400, (("Warning", f'399 simulator "{str(exc)[:60]}"'),))
+        if not session.history:
+            return Reply(488, (("Warning", '399 simulator "a live stream takes no playback control"'),))
+        was_ended = session.ended
+        applied = session.control(rtsp, now)
+        log.info("%s: MANSRTSP %s (Scale %s, Range %s) on %s: %s, now %s", self.device_id, rtsp.method, rtsp.scale,
+                 rtsp.range_start, session.channel_id, "applied" if applied else "ignored", session.phase.value)
+        self.stats[f"mansrtsp:{rtsp.method.lower()}"] += 1
+        if session.ended and not was_ended:
+            self._out.append(MediaStop(dialog_id))
+        body = f"RTSP/1.0 200 OK\r\nCSeq: {rtsp.cseq}\r\n\r\n".encode()
+        return Reply(200, (("Content-Type", "Application/MANSRTSP"),), body)
+
+    # ------------------------------------------------------------------ voice broadcast (§9.12, A.2.5.5, A.2.6.11)
+    def _on_broadcast(self, env: Any) -> Reply:
+        """200, a Response Broadcast, and (when the target is ours) an audio INVITE to the SourceID, as the Dahua
+        and Hikvision talk INVITEs in fixtures-wild do (spec digest §7.11)."""
+        source = env.fields.get("SourceID") or self.server.id
+        target = env.fields.get("TargetID") or ""
+        ok = target == self.device_id or self.inv.channel(target) is not None
+        self._queue(encode(
+            Unknown(root="Response", cmd_type="Broadcast", sn=env.sn, device_id=target or self.device_id,
+                    result="OK" if ok else "ERROR"),
+            charset=self.profile.charset,
+        ))  # fmt: skip
+        self.stats["broadcast" if ok else "broadcast-refused"] += 1
+        if ok:
+            self._out.append(TalkStart(source))
+        else:
+            log.info("%s: Broadcast for %r, not ours: Result ERROR", self.device_id, target)
+        return Reply(200)
+
+    def talk_invite(self, source_id: str, address: str, port: int) -> Request:
+        """The device's INVITE for the broadcast audio: ``m=audio`` PCMA (and PS) on ``port``, recvonly."""
+        ssrc = f"0{self.server.domain[3:8]}{secrets.randbelow(10000):04d}"
+        attrs = (("recvonly", None), ("rtpmap", "8 PCMA/8000/1"), ("rtpmap", "96 PS/90000"))
+        offer = sdp.SessionDescription(
+            origin_user=self.device_id, origin_address=address, session_name=sdp.PLAY, info="VCam BroadCast Session",
+            connection=address, media=(sdp.Media("audio", port, "RTP/AVP", ("8", "96"), attrs),), ssrc=ssrc,
+            format_line="v/////a/1/8/1",
+        )  # fmt: skip
+        call_id = new_call_id()
+        host, sip_port = self.local
+        headers = [
+            ("From", f"<sip:{self.device_id}@{self.server.domain}>;tag={new_tag()}"),
+            ("To", f"<sip:{source_id}@{self.server.domain}>"),
+            ("Call-ID", call_id),
+            ("CSeq", f"{self._next_cseq()} INVITE"),
+            ("Contact", f"<sip:{self.device_id}@{host}:{sip_port}>"),
+            ("Subject", f"{source_id}:{ssrc},{self.device_id}:0"),
+            ("Content-Type", "application/sdp"),
+        ]
+        self.talks[call_id] = Talk(source_id)
+        return self._request("INVITE", f"sip:{source_id}@{self.server.domain}", headers, offer.to_bytes())
+
+    def _talk_answer(self, call_id: str, response: Response | None) -> None:
+        talk = self.talks.get(call_id)
+        if talk is None:
+            return
+        if response is None or not 200 <= response.status < 300:
+            log.info("%s: talk INVITE to %s: %s", self.device_id, talk.source_id,
+                     response.status if response is not None else "no answer")  # fmt: skip
+            del self.talks[call_id]
+            self._out.append(TalkStop(call_id))
+            self.stats["talk-refused"] += 1
+            return
+        talk.dialog_id = (call_id, response.from_.tag or "", response.to.tag or "")
+        self.stats["talk-established"] += 1
 
     def _on_message(self, request: Request, now: float, wall: float) -> Reply:
         if not self.registered_once:
@@ -477,6 +734,8 @@ class SimDevice:
             return Reply(400, (("Warning", '399 simulator "bad MANSCDP body"'),))
         if env.kind == "Response":  # the platform acknowledging our alarm, say
             return Reply(200)
+        if env.kind == "Notify" and env.cmd_type == "Broadcast":
+            return self._on_broadcast(env)
         outcome = answers.answer(self.inv, env, request.body, wall, self.server.id)
         if outcome.error:
             self.stats["unanswered-queries"] += 1

@@ -25,6 +25,8 @@ QUIRKS = frozenset({
     "nat-port-per-keepalive",  # §13 q23: a 4G device whose source port changes between keepalives
     "self-item",  # Dahua/Kedacom IPCs list themselves as their only catalog item
     "parent-is-server",  # §13 q6: the channel's ParentID is the SIP server ID (Hikvision IPCs)
+    "ssrc-zero",  # §13: RTP sent with SSRC 0 whatever y= said
+    "answer-other-ssrc",  # §13 q16 / App. G note 16: the 200 OK carries another y= than the offer, and RTP uses it
 })  # fmt: skip
 HEADER_ORDERS = ("standard", "alphabetical")
 

@@ -22,15 +22,34 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from gb28181.media import rtp
+from gb28181.media.h264 import AccessUnit, access_units
+from gb28181.sdp import TCP_ACTIVE, TCP_PASSIVE, UDP
 from gb28181.simulator.control import HELP, Command, CommandError, parse_command, select
-from gb28181.simulator.device import Notify, Options, Rebind, Send, ServerInfo, SimDevice
+from gb28181.simulator.device import (
+    DialogId,
+    DialogRequest,
+    InvitePlan,
+    MediaStart,
+    MediaStop,
+    Notify,
+    Options,
+    Rebind,
+    Reply,
+    Send,
+    ServerInfo,
+    SimDevice,
+    TalkStart,
+    TalkStop,
+)
 from gb28181.simulator.inventory import build
 from gb28181.simulator.profile import Profile, assign, load_profile
 from gb28181.simulator.registration import State
 from sip.aio import SipRunner, TransactionError, tune_gc
-from sip.endpoint import ConnectionClosed, Endpoint, EndpointConfig, Event, Peer, RequestReceived
+from sip.endpoint import AckReceived, ConnectionClosed, Endpoint, EndpointConfig, Event, Peer, RequestReceived
 from sip.errors import LocalProtocolError
 from sip.message import Response
 from sip.timers import TimerConfig
@@ -38,6 +57,10 @@ from sip.timers import TimerConfig
 log = logging.getLogger("gb28181.simulator")
 
 FD_RESERVE = 64  # descriptors kept for the event loop, stdio, the control port and logs
+CLIP = Path(__file__).resolve().parents[2] / "fixtures" / "media" / "testsrc-320x240-25fps-4s.h264"
+ACK_TIMEOUT = 32.0  # s: an INVITE 200 never ACKed ends its session (RFC 3261 §13.3.1.4, 64*T1)
+MEDIA_CONNECT_TIMEOUT = 10.0  # s for the platform to connect (device listens) or to accept our connection
+PAUSED_POLL = 0.05  # s between looks at a paused or waiting session
 
 
 @dataclass
@@ -84,6 +107,37 @@ class Slot:
 
 
 @dataclass
+class MediaLink:
+    """The socket of one media session and the task streaming on it (runtime side of media.MediaSession)."""
+
+    sock: socket.socket
+    transport: str  # the device's side: udp | tcp-active | tcp-passive
+    task: asyncio.Task[None] | None = None
+    ack_timer: asyncio.TimerHandle | None = None
+
+
+class _AudioSink(asyncio.DatagramProtocol):
+    """The device's loudspeaker: counts the broadcast's RTP packets and drops them."""
+
+    def __init__(self, device: SimDevice) -> None:
+        self.device = device
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.device.stats["talk-rtp-received"] += 1
+
+    def error_received(self, exc: Exception) -> None:
+        pass
+
+
+def load_clip(path: Path = CLIP) -> list[AccessUnit]:
+    """The fixture clip as access units (read once per process, shared by every device)."""
+    try:
+        return access_units(path.read_bytes())
+    except OSError as exc:
+        raise SimulatorError(f"cannot read the media clip {path}: {exc.strerror}") from exc
+
+
+@dataclass
 class Simulator:
     cfg: SimConfig
     slots: list[Slot] = field(default_factory=list)
@@ -99,6 +153,8 @@ class Simulator:
         self._bind = self.cfg.bind or ("127.0.0.1" if self.cfg.server_host.startswith("127.") else "0.0.0.0")
         self._last_progress = ""
         self._closing = False
+        self._media: dict[tuple[int, DialogId], MediaLink] = {}
+        self._talks: dict[tuple[int, str], asyncio.DatagramTransport] = {}
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -115,11 +171,13 @@ class Simulator:
         chosen = assign(profile or load_profile(cfg.profile))
         server = ServerInfo(cfg.server_id, cfg.domain or cfg.server_id[:10], cfg.server_host, cfg.server_port)
         options = Options(keepalive_interval=cfg.keepalive, register_expires=cfg.expires)
+        clip = load_clip()
         for i in range(cfg.devices):
             p = chosen.profile_of(i)
             inv = build(p, i, cfg.id_prefix, cfg.channels)
             transport = cfg.transport or p.transport
             device = SimDevice(inv, server, cfg.password, transport, options)
+            device.clip = clip
             slot = Slot(i, device)
             sim.slots.append(slot)
             sim._by_id[inv.device_id] = slot
@@ -221,6 +279,10 @@ class Simulator:
                 owner.device.connection_lost(self.loop.time())
                 self.loop.call_soon(self._pump, owner)
             return
+        if isinstance(event, AckReceived):
+            if link.owner is not None and event.dialog is not None:
+                self._on_ack(link.owner, event.dialog.id)
+            return
         if not isinstance(event, RequestReceived) or event.tx is None:
             return
         slot = self._slot_for(link, event)
@@ -228,6 +290,9 @@ class Simulator:
         try:
             if slot is None:
                 link.endpoint.reply(event, 404, now=now)
+                return
+            if event.request.method == "INVITE" and event.dialog is None:
+                self._on_invite(slot, link, event, now)
                 return
             dialog_id = event.dialog.id if event.dialog is not None else None
             reply = slot.device.on_request(event.request, now, self.wall(), dialog_id)
@@ -246,6 +311,145 @@ class Simulator:
             return
         if slot is not None:
             self.loop.call_soon(self._pump, slot)
+
+    # ------------------------------------------------------------------ media (device.py has the protocol)
+    def _on_invite(self, slot: Slot, link: Link, event: RequestReceived, now: float) -> None:
+        device = slot.device
+        if device.state == State.OFF:
+            device.stats["unanswered-while-off"] += 1
+            return
+        device.stats["in:INVITE"] += 1
+        plan = device.plan_invite(event.request)
+        if isinstance(plan, Reply):
+            link.endpoint.reply(event, plan.status, plan.reason, headers=list(plan.headers), now=now)
+            return
+        if link is self._shared:
+            link.endpoint.reply(event, 488, headers=[("Warning", '399 simulator "media needs --no-shared-socket"')],
+                                now=now)  # fmt: skip
+            return
+        try:
+            sock = self._media_socket(plan, device.local[0])
+        except OSError as exc:
+            log.warning("%s: no media socket: %s", device.device_id, exc)
+            link.endpoint.reply(event, 500, headers=[("Warning", '399 simulator "no media socket"')], now=now)
+            return
+        reply = device.accept_invite(event.request, plan, device.local[0], sock.getsockname()[1], now)
+        link.endpoint.reply(event, reply.status, headers=list(reply.headers), body=reply.body, now=now,
+                            to_tag=reply.to_tag)  # fmt: skip
+        dialog_id: DialogId = (event.request.call_id, reply.to_tag or "", event.request.from_.tag or "")
+        ml = MediaLink(sock, plan.transport)
+        ml.ack_timer = self.loop.call_later(ACK_TIMEOUT, self._ack_missing, slot, dialog_id)
+        self._media[(slot.index, dialog_id)] = ml
+
+    def _media_socket(self, plan: InvitePlan, host: str) -> socket.socket:
+        """UDP: the RTP source socket; tcp-passive: a listening socket; tcp-active: bound now, connected on ACK
+        (its port is the one in our SDP)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM if plan.transport == UDP else socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            if plan.transport != UDP:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, 0))
+            if plan.transport == TCP_PASSIVE:
+                sock.listen(1)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _ack_missing(self, slot: Slot, dialog_id: DialogId) -> None:
+        ml = self._media.get((slot.index, dialog_id))
+        if ml is not None and ml.task is None:
+            log.info("%s: no ACK for the INVITE 200 in %.0f s: media session dropped", slot.device.device_id,
+                     ACK_TIMEOUT)  # fmt: skip
+            slot.device.media_lost(dialog_id, self.loop.time())
+            slot.device.media.pop(dialog_id, None)
+            self._close_media(slot, dialog_id)
+
+    def _on_ack(self, slot: Slot, dialog_id: DialogId) -> None:
+        slot.device.on_ack(dialog_id, self.loop.time())
+        self._pump(slot)
+
+    def _start_media(self, slot: Slot, dialog_id: DialogId) -> None:
+        ml = self._media.get((slot.index, dialog_id))
+        if ml is None or ml.task is not None:
+            return
+        if ml.ack_timer is not None:
+            ml.ack_timer.cancel()
+        ml.task = self.loop.create_task(self._stream(slot, dialog_id, ml))
+        self._tasks.add(ml.task)
+        ml.task.add_done_callback(self._tasks.discard)
+
+    def _close_media(self, slot: Slot, dialog_id: DialogId) -> None:
+        ml = self._media.pop((slot.index, dialog_id), None)
+        if ml is None:
+            return
+        if ml.ack_timer is not None:
+            ml.ack_timer.cancel()
+        if ml.task is not None and ml.task is not asyncio.current_task():
+            ml.task.cancel()
+        ml.sock.close()
+
+    async def _stream(self, slot: Slot, dialog_id: DialogId, ml: MediaLink) -> None:
+        """Send the session's packets at its pace: UDP datagrams, or RFC 4571 frames on TCP."""
+        device = slot.device
+        session = device.media.get(dialog_id)
+        if session is None:
+            return
+        sock = ml.sock
+        try:
+            if ml.transport == TCP_ACTIVE:
+                await asyncio.wait_for(self.loop.sock_connect(sock, session.remote), MEDIA_CONNECT_TIMEOUT)
+            elif ml.transport == TCP_PASSIVE:
+                conn, _ = await asyncio.wait_for(self.loop.sock_accept(sock), MEDIA_CONNECT_TIMEOUT)
+                sock.close()
+                sock = ml.sock = conn
+            for _ in range(1 << 40):  # bounded: one turn per frame time
+                now = self.loop.time()
+                packets = device.media_due(dialog_id, now)
+                if packets:
+                    if ml.transport == UDP:
+                        for packet in packets:
+                            try:
+                                sock.sendto(packet, session.remote)
+                            except (BlockingIOError, InterruptedError):
+                                device.stats["rtp-dropped"] += 1  # a full socket buffer: as a network drops
+                    else:
+                        await self.loop.sock_sendall(sock, b"".join(rtp.frame(p) for p in packets))
+                if device.drain_pending():
+                    self._pump(slot)
+                if session.ended or (slot.index, dialog_id) not in self._media:
+                    return
+                due = session.next_due()
+                await asyncio.sleep(PAUSED_POLL if due is None else min(max(due - self.loop.time(), 0.0), 0.5))
+        except (OSError, TimeoutError) as exc:
+            log.info("%s: media to %s:%d over %s ended: %s", device.device_id, *session.remote, ml.transport,
+                     exc or type(exc).__name__)  # fmt: skip
+            device.media_lost(dialog_id, self.loop.time())
+        finally:
+            if self._media.get((slot.index, dialog_id)) is ml:
+                self._media.pop((slot.index, dialog_id))
+                if ml.ack_timer is not None:
+                    ml.ack_timer.cancel()
+            sock.close()
+
+    async def _start_talk(self, slot: Slot, source_id: str) -> None:
+        """Voice broadcast (§9.12): a UDP socket that takes (and counts) the platform's audio, then the INVITE."""
+        device, link = slot.device, slot.link
+        if link is None or self._closing:
+            return
+        try:
+            transport, _ = await self.loop.create_datagram_endpoint(
+                lambda: _AudioSink(device), local_addr=(device.local[0], 0))
+        except OSError as exc:
+            log.warning("%s: no audio socket for the broadcast: %s", device.device_id, exc)
+            return
+        port = transport.get_extra_info("sockname")[1]
+        request = device.talk_invite(source_id, device.local[0], port)
+        self._talks[(slot.index, request.call_id)] = transport
+        self._request(slot, f"talk:{request.call_id}", request, link.peer)
+        self._arm(slot)
 
     def _slot_for(self, link: Link, event: RequestReceived) -> Slot | None:
         if link is not self._shared:
@@ -290,6 +494,23 @@ class Simulator:
                 self._request(slot, "notify", request, dialog.peer)
                 if any(k == "Subscription-State" and v.startswith("terminated") for k, v in out.headers):
                     link.endpoint.dialogs.remove(out.dialog_id)
+            elif isinstance(out, DialogRequest):
+                dialog = link.endpoint.dialogs.get(out.dialog_id)
+                if dialog is None or not isinstance(dialog.peer, Peer):
+                    log.info("%s: %s for a dialog that is gone", slot.device.device_id, out.method)
+                    continue
+                request = dialog.build_request(out.method, list(out.headers), out.body)
+                self._request(slot, "in-dialog", request, dialog.peer)
+            elif isinstance(out, MediaStart):
+                self._start_media(slot, out.dialog_id)
+            elif isinstance(out, MediaStop):
+                self._close_media(slot, out.dialog_id)
+            elif isinstance(out, TalkStart):
+                self._spawn(self._start_talk(slot, out.source_id))
+            elif isinstance(out, TalkStop):
+                transport = self._talks.pop((slot.index, out.call_id), None)
+                if transport is not None:
+                    transport.close()
         if arm:
             self._arm(slot)
 
@@ -494,6 +715,11 @@ class Simulator:
 
     async def close(self) -> None:
         self._closing = True
+        for index, dialog_id in list(self._media):
+            self._close_media(self.slots[index], dialog_id)
+        for transport in self._talks.values():
+            transport.close()
+        self._talks.clear()
         for slot in self.slots:
             if slot.timer is not None:
                 slot.timer.cancel()

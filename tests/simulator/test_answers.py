@@ -1,6 +1,6 @@
 """What devices answer to each query and control, decoded with the platform's own MANSCDP codec: catalog packets
 per profile (size, charset, fields), DeviceInfo, DeviceStatus, ConfigDownload, PresetQuery, RecordInfo, DeviceControl
-reflected in state, subscriptions with their NOTIFYs, and INVITE refused until media lands."""
+reflected in state, subscriptions with their NOTIFYs, and INVITEs with a bad offer refused (media: test_media.py)."""
 
 from __future__ import annotations
 
@@ -158,10 +158,12 @@ def test_queries_before_registering_get_403_and_bad_xml_400() -> None:
     assert reply is not None and reply.status == 400
 
 
-def test_invite_is_refused_until_media_lands() -> None:
+def test_invite_with_a_bad_offer_gets_a_clear_error() -> None:
     d = _registered("tianwang-ipc")
     reply = d.on_request(platform_request("INVITE", d.inv.videos[0].id, b"v=0\r\n"), 1.0, WALL, None)
-    assert reply is not None and reply.status == 488
+    assert reply is not None and reply.status in (400, 488)
+    reinvite = d.on_request(platform_request("INVITE", d.inv.videos[0].id, b"v=0\r\n"), 1.0, WALL, ("c", "a", "b"))
+    assert reinvite is not None and reinvite.status == 488
 
 
 def _subscribe(d: SimDevice, body: bytes, expires: int, now: float = 1.0):  # type: ignore[no-untyped-def]
