@@ -1,7 +1,8 @@
 """aiohttp admin API. Routes (all JSON; /health needs no token, everything under /api needs
 ``Authorization: Bearer <token>``):
 
-GET /health · GET /api/devices[?status=online|offline] · GET/PATCH/DELETE /api/devices/{id} ·
+GET /health · GET /metrics (Prometheus text; bearer token) · GET /api/devices[?status=online|offline] ·
+GET/PATCH/DELETE /api/devices/{id} ·
 POST /api/devices · GET /api/events[?device=&since=&until=&limit=] · GET /api/stats ·
 POST /api/devices/{id}/catalog[?wait=1] · GET /api/devices/{id}/catalog[?sn=] (progress and result) ·
 GET /api/subscriptions[?device=] · POST /api/devices/{id}/subscriptions/{catalog|alarm|position} ·
@@ -100,6 +101,7 @@ class AdminApi:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth, self._errors], client_max_size=64 * 1024)
         app.router.add_get("/health", self.health)
+        app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/api/devices", self.list_devices)
         app.router.add_post("/api/devices", self.add_device)
         app.router.add_get("/api/devices/{id}", self.show_device)
@@ -132,7 +134,7 @@ class AdminApi:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/api/"):
+        if request.path.startswith("/api/") or request.path == "/metrics":
             header = request.headers.get("Authorization", "")
             scheme, _, given = header.partition(" ")
             who = self._identify(given.strip()) if scheme.lower() == "bearer" else None
@@ -409,6 +411,39 @@ class AdminApi:
                 "lockouts": len(self.platform.guard.lockouts(self.platform.mono())),
             }
         )
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """The platform's figures in the Prometheus text format (0.0.4), behind the same bearer token as /api/
+        (Prometheus: ``authorization: {credentials: TOKEN}``): devices by status, every counter by name (its
+        outcomes, rejected inputs by reason, lockouts, catalog syncs, keepalives...), the SIP endpoint's
+        counters, media sessions and current lockouts."""
+        devs = list(self.devices.devices.values())
+        online = sum(1 for d in devs if d.status == "online")
+        counters = {**self.platform.counters, **self.devices.counters}
+        media = getattr(self.platform, "media", None)
+        lines = [
+            "# HELP gb28181_devices Devices known to the platform, by status.",
+            "# TYPE gb28181_devices gauge",
+            f'gb28181_devices{{status="online"}} {online}',
+            f'gb28181_devices{{status="offline"}} {len(devs) - online}',
+            "# HELP gb28181_events_total Platform counters by name (register outcomes, keepalives, rejects...).",
+            "# TYPE gb28181_events_total counter",
+            *(f'gb28181_events_total{{name="{_label(k)}"}} {v}' for k, v in sorted(counters.items())),
+            "# HELP gb28181_sip_total SIP endpoint counters (received, retransmissions absorbed, rejected...).",
+            "# TYPE gb28181_sip_total counter",
+            *(f'gb28181_sip_total{{name="{_label(k)}"}} {v}' for k, v in sorted(self.platform.endpoint.stats.items())),
+            "# HELP gb28181_sip_transactions Server and client transactions alive now.",
+            "# TYPE gb28181_sip_transactions gauge",
+            f"gb28181_sip_transactions {self.platform.endpoint.transaction_count}",
+            "# HELP gb28181_lockouts (source, device) pairs locked out now for failed digests.",
+            "# TYPE gb28181_lockouts gauge",
+            f"gb28181_lockouts {len(self.platform.guard.lockouts(self.platform.mono()))}",
+            "# HELP gb28181_media_sessions Media sessions open now.",
+            "# TYPE gb28181_media_sessions gauge",
+            f"gb28181_media_sessions {len(media.list()) if media is not None else 0}",
+        ]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip
 
     # ------------------------------------------------------------------ subscriptions, alarms, positions
     def _add_notification_routes(self, app: web.Application) -> None:
@@ -846,3 +881,8 @@ def _share_json(s: Share, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
         "name": s.as_name,
         "created_at": iso(s.created_at, tz),
     }
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, double quote and newline escaped (exposition format 0.0.4)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

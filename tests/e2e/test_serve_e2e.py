@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import sqlite3
+import urllib.request
 
 import pytest
 
@@ -64,6 +65,12 @@ async def test_sipp_devices_register_over_udp_and_tcp_and_are_listed(server, tmp
     assert [e["event"] for e in events] == ["registered", "tcp-closed"]
     stats = await server.cli("stats")
     assert stats["counters"]["register:registered"] == 600 and stats["counters"]["register:challenged"] == 600
+    # the same figures for Prometheus, behind the admin token
+    token = json.loads((server.db.parent / (server.db.name + ".secrets.json")).read_text())["token"]
+    req = urllib.request.Request(f"{server.admin}/metrics", headers={"Authorization": f"Bearer {token}"})
+    text = (await asyncio.to_thread(lambda: urllib.request.urlopen(req, timeout=10).read())).decode()
+    assert 'gb28181_events_total{name="register:registered"} 600' in text
+    assert 'gb28181_devices{status="online"} 500' in text
 
 
 async def test_pjsua2_device_registers_keeps_alive_and_unregisters(server, tmp_path):

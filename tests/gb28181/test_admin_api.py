@@ -132,3 +132,27 @@ async def test_channels_csv_routes(client: TestClient) -> None:
     assert r.status == 400 and body["errors"] == [f"line 2: no channel 34020000001310000001 on device {DEVICE}"]
     r = await client.post("/api/channels.csv?dry_run=1", data=b"device_id,id,name\r\n", headers=auth("op-tok"))
     assert r.status == 200 and (await r.json())["changed"] == 0
+
+
+async def test_metrics_are_prometheus_text_behind_the_token(client: TestClient) -> None:
+    r = await client.get("/metrics")
+    assert r.status == 401  # the same bearer token as the API (Prometheus: authorization credentials)
+    r = await client.get("/metrics", headers=auth("view-tok"))
+    assert r.status == 200 and r.content_type == "text/plain"
+    text = await r.text()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            assert line.startswith(("# HELP gb28181_", "# TYPE gb28181_"))
+            continue
+        name, _, value = line.rpartition(" ")
+        samples[name] = float(value)
+    assert samples['gb28181_devices{status="online"}'] == 0 and samples["gb28181_media_sessions"] == 0
+    assert samples["gb28181_lockouts"] == 0 and 'gb28181_sip_total{name="received"}' in samples
+    assert all(n.startswith("gb28181_") for n in samples)
+
+
+def test_prometheus_label_values_are_escaped() -> None:
+    from gb28181.admin.app import _label
+
+    assert _label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
