@@ -17,6 +17,7 @@ processes (an admin CLI, a backup). Every batch method is ONE transaction with `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import operator
 import os
@@ -299,6 +300,38 @@ def _check_status(changes: Sequence[tuple[str, str]]) -> None:
 
 def _probe(path: str) -> None:
     sqlite3.connect(path).close()
+
+
+def backup(source: str | os.PathLike[str], target: str | os.PathLike[str], *, pages: int = 1024) -> dict[str, Any]:
+    """A consistent copy of a registry database, taken while a server may be writing to it (SQLite's online backup
+    API, in steps of ``pages`` so the writer is not held up), then checked with ``PRAGMA integrity_check``.
+    Refuses to overwrite ``target``; StoreError names what failed. Returns the copy's schema version, pages and
+    size."""
+    src_path, dst_path = os.fspath(source), os.fspath(target)
+    if not os.path.exists(src_path):
+        raise StoreError(f"backup of {src_path}: no such database")
+    if os.path.exists(dst_path):
+        raise StoreError(f"backup to {dst_path}: the file exists (choose a new name)")
+    try:
+        src = sqlite3.connect(f"file:{src_path}?mode=ro", uri=True, timeout=5.0)
+        try:
+            dst = sqlite3.connect(dst_path)
+            try:
+                src.backup(dst, pages=pages)
+                check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+                version = dst.execute("PRAGMA user_version").fetchone()[0]
+                page_count = dst.execute("PRAGMA page_count").fetchone()[0]
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except sqlite3.Error as exc:
+        with contextlib.suppress(OSError):
+            os.remove(dst_path)
+        raise store_error(exc, "backup", src_path) from exc
+    if check != "ok":
+        raise StoreError(f"backup to {dst_path}: the copy fails integrity_check ({check})")
+    return {"path": dst_path, "schema_version": version, "pages": page_count, "bytes": os.path.getsize(dst_path)}
 
 
 class SqliteStore:

@@ -316,3 +316,24 @@ async def test_device_queries_round_trip_and_an_unanswered_one_times_out(tmp_pat
         assert rc == 0, err[-2000:]
     finally:
         await srv.stop()
+
+
+async def test_backup_copies_a_running_database_consistently(server, tmp_path):
+    """`gb28181 backup` takes an online copy while the server runs and writes; the copy opens with its devices."""
+    from registry.sqlite import SqliteStore
+
+    await server.start()
+    ids = write_users(tmp_path / "u.csv", 20)
+    rc, _, err = await run_tool(*sipp("sipp-register-auth.xml", server, "u1", tmp_path / "u.csv", 20, 20))
+    assert rc == 0, err[-2000:]
+    copy = tmp_path / "copy.db"
+    rc, out, err = await run_tool(PYTHON, "-m", "cli", "backup", str(copy), "--db", str(server.db), "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    assert result["bytes"] > 0 and result["schema_version"] >= 5
+    async with SqliteStore(copy) as store:
+        assert {d.id for d in await store.list_devices()} >= set(ids)
+    rc, _, err = await run_tool(PYTHON, "-m", "cli", "backup", str(copy), "--db", str(server.db))
+    assert rc != 0 and "exists" in err  # never overwrites
+    rc, _, err = await run_tool(PYTHON, "-m", "cli", "backup", str(tmp_path / "x.db"), "--db", str(tmp_path / "no.db"))
+    assert rc != 0 and "no such database" in err
