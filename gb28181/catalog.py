@@ -75,6 +75,10 @@ class CatalogAssembler:
         """We sent a Catalog query with this SN."""
         self._staged[(device_id, sn)] = _Staged(device_id, sn, ours=True, started=now)
 
+    def expects(self, device_id: str) -> bool:
+        """Whether a sync of this device is staging (its packets are answers, not unsolicited traffic)."""
+        return any(dev == device_id for dev, _ in self._staged)
+
     def in_progress(self, device_id: str) -> list[dict[str, Any]]:
         """Every sync of this device still staging: SN, distinct items so far, SumNum (None before the first
         packet), packets, and whether it answers one of our queries."""

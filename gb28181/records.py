@@ -95,6 +95,10 @@ class RecordAssembler:
     def __len__(self) -> int:
         return len(self._staged)
 
+    def expects(self, device_id: str) -> bool:
+        """Whether a record search of this device is staging."""
+        return any(dev == device_id for dev, _ in self._staged)
+
     def expect(self, device_id: str, sn: int, now: float) -> None:
         """We sent a RecordInfo query with this SN to this device."""
         self._staged[(device_id, sn)] = _Staged(device_id, sn, now)

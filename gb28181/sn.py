@@ -44,6 +44,7 @@ class Correlator:
 
     def __init__(self, start: int = 0, max_pending: int = 100_000) -> None:
         self._pending: dict[tuple[str, int], Pending] = {}
+        self._per_device: dict[str, int] = {}  # device -> its pending queries (for ``expects``)
         self._next = itertools.count(start)
         self.max_pending = max_pending
 
@@ -62,8 +63,21 @@ class Correlator:
         if len(self._pending) >= self.max_pending:
             raise QueryError(f"too many queries outstanding ({self.max_pending})", kind="error")
         pending = Pending(device_id, sn, cmd_type, handle)
+        if (device_id, sn) not in self._pending:
+            self._per_device[device_id] = self._per_device.get(device_id, 0) + 1
         self._pending[(device_id, sn)] = pending
         return pending
+
+    def expects(self, device_id: str) -> bool:
+        """Whether a query of ours to this device is still waiting for its Response."""
+        return device_id in self._per_device
+
+    def _forget(self, device_id: str) -> None:
+        left = self._per_device.get(device_id, 0) - 1
+        if left > 0:
+            self._per_device[device_id] = left
+        else:
+            self._per_device.pop(device_id, None)
 
     def match(self, device_id: str, sn: int | None, cmd_type: str) -> Pending | None:
         """The pending query a Response belongs to, removed from the table; None for a stray answer."""
@@ -75,10 +89,14 @@ class Correlator:
         if cmd_type != pending.cmd_type and cmd_type not in ALSO_ACCEPTED.get(pending.cmd_type, ()):
             return None
         del self._pending[(device_id, sn)]
+        self._forget(device_id)
         return pending
 
     def cancel(self, device_id: str, sn: int) -> Pending | None:
-        return self._pending.pop((device_id, sn), None)
+        pending = self._pending.pop((device_id, sn), None)
+        if pending is not None:
+            self._forget(device_id)
+        return pending
 
 
 def check_result(fields: dict[str, str]) -> None:

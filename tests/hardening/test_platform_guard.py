@@ -184,3 +184,31 @@ async def test_rejected_input_is_counted_by_reason(rig: Rig) -> None:
     c = rig.p.counters
     assert c["rejected:header-flood"] == 1 and c["rejected:too-large"] == 1 and c["rejected:malformed"] == 1
     assert c["rejected:no-content-length"] == 1
+
+
+async def test_answers_to_our_own_queries_are_not_rate_limited(tmp_path: Path) -> None:
+    """A lower platform answers our Catalog query one item per MESSAGE as fast as our 200s allow: those packets
+    are what we asked for, so the MESSAGE limit (meant for unsolicited floods) does not apply to them."""
+    rig = await make(tmp_path, GuardSettings(message_rate=1, message_burst=3))
+    try:
+        assert (await rig.register(OTHER, ATTACKER, "pw")).status == 200
+        rig.p.catalog.expect(OTHER, 500, rig.p.mono())  # as catalog_sync does when it sends the query
+        headers = "Content-Type: Application/MANSCDP+xml\r\n"
+        statuses = []
+        for n in range(10):
+            body = (
+                '<?xml version="1.0" encoding="GB2312"?>\r\n<Response><CmdType>Catalog</CmdType><SN>500</SN>'
+                f"<DeviceID>{OTHER}</DeviceID><SumNum>20</SumNum><DeviceList Num=\"1\"><Item>"
+                f"<DeviceID>340200000013100000{n:02d}</DeviceID><Name>ch{n}</Name><Status>ON</Status></Item>"
+                "</DeviceList></Response>\r\n"
+            ).encode()
+            (answer,) = await rig.send(request("MESSAGE", OTHER, ATTACKER, headers=headers, body=body, cseq=10 + n),
+                                       ATTACKER)  # fmt: skip
+            statuses.append(answer.status)
+        assert statuses == [200] * 10 and rig.p.counters.get("ratelimit:message", 0) == 0
+        assert rig.p.catalog.progress(OTHER, 500) == (10, 20)
+        rig.p.catalog.due(rig.p.mono() + 3600)  # the sync ends: keepalives are limited again
+        answers = [(await rig.keepalive(OTHER, ATTACKER)).status for _ in range(5)]
+        assert answers == [200] * 3 + [503] * 2
+    finally:
+        await rig.p.devices.stop()
