@@ -1191,10 +1191,7 @@ def playback_control(ident: str, action: str, value: float | None, as_json: bool
 def audit(since: str | None, limit: int, as_json: bool, admin_url: str, db: str) -> None:
     """The audit log of operator actions: who did what, when, and how it ended (HTTP status)."""
     rows = _client(admin_url, db).call("GET", "/api/audit", query={"since": since, "limit": limit})
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False))
-        return
-    _print_table(rows, ["at", "who", "action", "target", "status", "detail"])
+    _print_rows(rows, ["at", "who", "action", "target", "status", "detail"], as_json)
 
 
 @main.command()
@@ -1204,10 +1201,9 @@ def audit(since: str | None, limit: int, as_json: bool, admin_url: str, db: str)
 def lockouts(as_json: bool, admin_url: str, db: str) -> None:
     """(source IP, device ID) pairs locked out after failed digests, and for how long."""
     rows = _client(admin_url, db).call("GET", "/api/lockouts")
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False))
-        return
-    _print_table(rows, ["source", "device_id", "seconds_left", "until", "lockouts"])
+    _print_rows(rows, ["source", "device_id", "seconds_left", "until", "lockouts"], as_json)
+
+
 @main.command()
 @click.argument("device_id")
 @click.option("--format", "fmt", type=click.Choice(["text", "html", "json"]), default="text", show_default=True)
