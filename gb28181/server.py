@@ -414,10 +414,11 @@ class Platform(UpstreamDriver):
             log.warning("REGISTER from %s: could not answer %d: %s", event.peer, status, exc)
         self.flush()
 
-    def _screen_message(self, req: Request, peer: Peer) -> tuple[StatelessAnswer | None, Envelope | None]:
+    def _screen_message(self, req: Request, peer: Peer,
+                        user: str | None = None) -> tuple[StatelessAnswer | None, Envelope | None]:
         """The checks every MESSAGE passes, and the whole handling of a keepalive. Returns the answer when that is
         all there is to do (a refusal, or a keepalive taken), else the envelope for the caller to go on with."""
-        user = req.from_.user or ""
+        user = user or req.from_.user or ""
         # Answers to our own queries are not rate-limited: a lower platform sends a 50,000-item catalog as fast as
         # our 200s allow, and an NVR its record list; what we asked for is bounded by what we asked.
         answering = self.catalog.expects(user) or self.correlator.expects(user) or self.operations.records.expects(user)
@@ -457,12 +458,17 @@ class Platform(UpstreamDriver):
     def _on_message(self, event: RequestReceived) -> None:
         req = event.request
         user = req.from_.user or ""
+        if not self.devices.is_registered(user) and req.call_id and \
+                (session := self.media.table.by_call_id(req.call_id)) is not None:
+            # §7.10: MediaStatus comes in a playback's dialog, From the channel (an NVR's) or, from Hikvision,
+            # something else: it is the session's device speaking (spec digest §13 q19, by Call-ID)
+            user = session.device_id
         now = self.mono()
         peer = event.peer
         if (link := self._superior(user, peer)) is not None:  # DECISIONS.md: superiors are served
             self._on_superior_message(event, link)
             return
-        answer, env = self._screen_message(req, peer)
+        answer, env = self._screen_message(req, peer, user)
         if answer is not None or env is None:
             answer = answer or StatelessAnswer(500)
             self.endpoint.reply(event, answer.status, answer.reason, headers=answer.headers, now=now)
