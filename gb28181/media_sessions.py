@@ -45,6 +45,7 @@ from gb28181.invite import (
 from gb28181.media.backend import MediaBackend, MediaError, ReceiverSpec
 from gb28181.operations import OperationError, resolve
 from gb28181.sessions import DOWNLOAD, KINDS, PLAY, PLAYBACK, Session, SessionError, SessionTable
+from gb28181.sn import QueryError
 from sip.endpoint import Endpoint, Peer, RequestReceived, ResponseReceived, TransactionFailed, TxKey
 from sip.errors import LocalProtocolError
 from sip.headers import Headers
@@ -307,6 +308,7 @@ class MediaService:
             body = mansrtsp(action, session.rtsp_cseq, scale=scale, position=position)
         except RtspError as exc:
             raise SessionError(str(exc)) from exc
+        self._follow_device(session, pending)
         key = self.endpoint.send_in_dialog(pending.dialog, "INFO", self.mono(), headers=[
             ("Content-Type", "Application/MANSRTSP")], body=body)  # fmt: skip
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -447,10 +449,24 @@ class MediaService:
         self.flush()
         self._poke(session.id)
 
+    def _follow_device(self, session: Session, pending: _Pending) -> None:
+        """In-dialog requests go where the device is now: a 4G device behind NAT takes a new source port between
+        keepalives (spec digest §13 q23), and the dialog's destination is where the INVITE reached it."""
+        try:
+            device = self.device_of(session.device_id)
+        except QueryError:  # no longer registered: the dialog's address is all there is
+            return
+        peer = _peer_of(device.transport, device.address)
+        if pending.dialog is not None and pending.dialog.peer != peer:
+            log.info("media %s: the device moved from %s to %s; in-dialog requests follow", session.id,
+                     pending.dialog.peer, peer)  # fmt: skip
+            pending.dialog.peer = peer
+
     def _send_bye(self, session: Session, pending: _Pending) -> None:
         if pending.dialog is None:
             self._act(session, session.call.handle(BYE_DONE, self.mono()))
             return
+        self._follow_device(session, pending)
         try:
             pending.bye_tx = self.endpoint.send_in_dialog(pending.dialog, "BYE", self.mono())
         except LocalProtocolError as exc:
