@@ -124,6 +124,7 @@ class _Pending:
     feeds: list[LiveFeed] | None = None
     offer: sdp.SessionDescription | None = None
     peer: Peer | None = None
+    on_open: Callable[[Session], None] | None = None  # told when the receiver is open, before the INVITE goes out
 
 
 class MediaService:
@@ -174,9 +175,12 @@ class MediaService:
     # ------------------------------------------------------------------------------------------ operator API
 
     async def start(self, channel_id: str, kind: str, *, transport: str = sdp.UDP, start: int = 0, end: int = 0,
-                    speed: int = 1, stream_number: int = 0, what: str = "api") -> dict[str, Any]:
+                    speed: int = 1, stream_number: int = 0, what: str = "api",
+                    on_open: Callable[[Session, str], None] | None = None) -> dict[str, Any]:
         """Open (or, for live, join) a session and add a consumer; returns the session row, the consumer id and
-        the live path. Waits until media flows or the session failed; a failure raises SessionError."""
+        the live path. Waits until media flows or the session failed; a failure raises SessionError.
+        ``on_open(session, consumer)`` is told once a new session's receiver is open, before its INVITE goes out
+        (the conformance media probe taps the packets from there and can always end what it opened)."""
         if kind not in KINDS:
             raise SessionError(f"kind must be one of {', '.join(KINDS)}")
         if transport not in sdp.TRANSPORTS:
@@ -222,7 +226,8 @@ class MediaService:
                 raise
             consumer = self.table.join(session, what)
             pending = self._pending[session.id] = _Pending(
-                session, wake=asyncio.Event(), ready=asyncio.get_running_loop().create_future(), feeds=[])
+                session, wake=asyncio.Event(), ready=asyncio.get_running_loop().create_future(), feeds=[],
+                on_open=(lambda s, c=consumer: on_open(s, c)) if on_open is not None else None)
             try:
                 await self._open(session, pending)
             except SessionError:
@@ -347,6 +352,8 @@ class MediaService:
             self._forget(session)
             raise SessionError(f"cannot open a media port: {exc}", kind="failed") from exc
         session.handle, session.media_port = handle, port
+        if pending.on_open is not None:
+            pending.on_open(session)
         host, sip_port = self.local_address(peer)
         address = self.cfg.advertise or host
         offer = sdp.build_offer(sdp.Offer(
@@ -354,6 +361,7 @@ class MediaService:
             transport=session.transport, channel_id=session.channel_id, start=session.start, stop=session.end,
             download_speed=session.speed))  # fmt: skip
         session.call_id = new_call_id()
+        session.offer_sdp = offer.to_bytes()
         pending.invite = Request("INVITE", f"sip:{session.channel_id}@{device.address}", Headers([
             ("From", f"<sip:{self.platform_id}@{self.domain}>;tag={new_tag()}"),
             ("To", f"<sip:{session.channel_id}@{self.domain}>"),
@@ -362,7 +370,7 @@ class MediaService:
             ("Contact", f"<sip:{self.platform_id}@{host}:{sip_port}>"),
             ("Subject", subject(session.channel_id, session.ssrc, self.platform_id)),
             ("Content-Type", "APPLICATION/SDP"),
-        ]), offer.to_bytes())  # fmt: skip
+        ]), session.offer_sdp)  # fmt: skip
         pending.offer, pending.peer = offer, peer
         self.count(f"media:invite:{session.kind}")
         log.info("media %s: INVITE %s %s of %s via %s, %s, port %d, SSRC %s", session.id, session.kind,
@@ -480,6 +488,7 @@ class MediaService:
         """The 2xx's y= wins (DECISIONS.md: SSRC), told to the receiver before the first packet can arrive; returns
         where a tcp-active session connects."""
         assert pending.offer is not None and pending.peer is not None
+        session.answer_sdp = pending.answer.body
         try:
             answer = sdp.parse(pending.answer.body)
             view = sdp.read_answer(pending.offer, answer, session.transport, fallback_address=pending.peer.host)

@@ -33,6 +33,7 @@ from gb28181.catalog import diff as catalog_diff
 from gb28181.catalog_schedule import CatalogSchedule
 from gb28181.channels import to_channel
 from gb28181.config import Config, media_settings
+from gb28181.conformance.model import MediaObservations
 from gb28181.conformance.run import ConformanceRun, Report
 from gb28181.conformance.trace import TracingEndpoint
 from gb28181.devices import DeviceService
@@ -55,6 +56,7 @@ from gb28181.manscdp.messages import (
 )
 from gb28181.media.backend import MediaBackend
 from gb28181.media.factory import make_backend
+from gb28181.media_probe import MediaProber, ProbeSettings
 from gb28181.media_sessions import MediaService
 from gb28181.notifications import CHANNEL_EVENT, STATUS_EVENTS, alarm_record, catalog_changes, position_records
 from gb28181.operation_service import OperationService
@@ -1060,6 +1062,18 @@ class Platform(UpstreamDriver):
             status_of=status_of, owners_of=owners_of, local_address=local_address, mono=self.mono, wall=self.wall,
             count=self.count, live_secret=hmac.digest(self.secrets.nonce_secret, b"live-urls", "sha256"), tz=self.tz,
         )  # fmt: skip
+    async def media_probe(self, device_id: str, channel_id: str, modes: tuple[str, ...], *,
+                          settings: ProbeSettings | None = None,
+                          into: MediaObservations | None = None) -> MediaObservations:
+        """The conformance run's media sessions on one channel (issue 11; gb28181/media_probe.py): each mode opened,
+        watched briefly and ended (BYE) before this returns or when it is cancelled."""
+        prober = MediaProber(
+            media=self.media, record_search=self.operations.record_search,
+            channels=lambda d: self.store.list_channels(device_id=d), mono=self.mono, wall=self.wall, tz=self.tz,
+            settings=settings,
+        )  # fmt: skip
+        return await prober.run(device_id, channel_id, modes, into if into is not None else MediaObservations())
+
     async def conformance(self, device_id: str, *, timeout: float, only: tuple[str, ...] = ()) -> Report:
         """A conformance run against one device (issue 11; gb28181/conformance/), waiting for it to register when it
         is not (yet). One run per device at a time."""
