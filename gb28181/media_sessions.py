@@ -45,6 +45,7 @@ from gb28181.invite import (
 from gb28181.media.backend import MediaBackend, MediaError, ReceiverSpec
 from gb28181.operations import OperationError, resolve
 from gb28181.sessions import DOWNLOAD, KINDS, PLAY, PLAYBACK, Session, SessionError, SessionTable
+from gb28181.sn import QueryError
 from sip.endpoint import Endpoint, Peer, RequestReceived, ResponseReceived, TransactionFailed, TxKey
 from sip.errors import LocalProtocolError
 from sip.headers import Headers
@@ -123,6 +124,7 @@ class _Pending:
     feeds: list[LiveFeed] | None = None
     offer: sdp.SessionDescription | None = None
     peer: Peer | None = None
+    on_open: Callable[[Session], None] | None = None  # told when the receiver is open, before the INVITE goes out
 
 
 class MediaService:
@@ -173,9 +175,12 @@ class MediaService:
     # ------------------------------------------------------------------------------------------ operator API
 
     async def start(self, channel_id: str, kind: str, *, transport: str = sdp.UDP, start: int = 0, end: int = 0,
-                    speed: int = 1, stream_number: int = 0, what: str = "api") -> dict[str, Any]:
+                    speed: int = 1, stream_number: int = 0, what: str = "api",
+                    on_open: Callable[[Session, str], None] | None = None) -> dict[str, Any]:
         """Open (or, for live, join) a session and add a consumer; returns the session row, the consumer id and
-        the live path. Waits until media flows or the session failed; a failure raises SessionError."""
+        the live path. Waits until media flows or the session failed; a failure raises SessionError.
+        ``on_open(session, consumer)`` is told once a new session's receiver is open, before its INVITE goes out
+        (the conformance media probe taps the packets from there and can always end what it opened)."""
         if kind not in KINDS:
             raise SessionError(f"kind must be one of {', '.join(KINDS)}")
         if transport not in sdp.TRANSPORTS:
@@ -221,7 +226,8 @@ class MediaService:
                 raise
             consumer = self.table.join(session, what)
             pending = self._pending[session.id] = _Pending(
-                session, wake=asyncio.Event(), ready=asyncio.get_running_loop().create_future(), feeds=[])
+                session, wake=asyncio.Event(), ready=asyncio.get_running_loop().create_future(), feeds=[],
+                on_open=(lambda s, c=consumer: on_open(s, c)) if on_open is not None else None)
             try:
                 await self._open(session, pending)
             except SessionError:
@@ -307,6 +313,7 @@ class MediaService:
             body = mansrtsp(action, session.rtsp_cseq, scale=scale, position=position)
         except RtspError as exc:
             raise SessionError(str(exc)) from exc
+        self._follow_device(session, pending)
         key = self.endpoint.send_in_dialog(pending.dialog, "INFO", self.mono(), headers=[
             ("Content-Type", "Application/MANSRTSP")], body=body)  # fmt: skip
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -345,6 +352,8 @@ class MediaService:
             self._forget(session)
             raise SessionError(f"cannot open a media port: {exc}", kind="failed") from exc
         session.handle, session.media_port = handle, port
+        if pending.on_open is not None:
+            pending.on_open(session)
         host, sip_port = self.local_address(peer)
         address = self.cfg.advertise or host
         offer = sdp.build_offer(sdp.Offer(
@@ -352,6 +361,7 @@ class MediaService:
             transport=session.transport, channel_id=session.channel_id, start=session.start, stop=session.end,
             download_speed=session.speed))  # fmt: skip
         session.call_id = new_call_id()
+        session.offer_sdp = offer.to_bytes()
         pending.invite = Request("INVITE", f"sip:{session.channel_id}@{device.address}", Headers([
             ("From", f"<sip:{self.platform_id}@{self.domain}>;tag={new_tag()}"),
             ("To", f"<sip:{session.channel_id}@{self.domain}>"),
@@ -360,7 +370,7 @@ class MediaService:
             ("Contact", f"<sip:{self.platform_id}@{host}:{sip_port}>"),
             ("Subject", subject(session.channel_id, session.ssrc, self.platform_id)),
             ("Content-Type", "APPLICATION/SDP"),
-        ]), offer.to_bytes())  # fmt: skip
+        ]), session.offer_sdp)  # fmt: skip
         pending.offer, pending.peer = offer, peer
         self.count(f"media:invite:{session.kind}")
         log.info("media %s: INVITE %s %s of %s via %s, %s, port %d, SSRC %s", session.id, session.kind,
@@ -447,10 +457,24 @@ class MediaService:
         self.flush()
         self._poke(session.id)
 
+    def _follow_device(self, session: Session, pending: _Pending) -> None:
+        """In-dialog requests go where the device is now: a 4G device behind NAT takes a new source port between
+        keepalives (spec digest §13 q23), and the dialog's destination is where the INVITE reached it."""
+        try:
+            device = self.device_of(session.device_id)
+        except QueryError:  # no longer registered: the dialog's address is all there is
+            return
+        peer = _peer_of(device.transport, device.address)
+        if pending.dialog is not None and pending.dialog.peer != peer:
+            log.info("media %s: the device moved from %s to %s; in-dialog requests follow", session.id,
+                     pending.dialog.peer, peer)  # fmt: skip
+            pending.dialog.peer = peer
+
     def _send_bye(self, session: Session, pending: _Pending) -> None:
         if pending.dialog is None:
             self._act(session, session.call.handle(BYE_DONE, self.mono()))
             return
+        self._follow_device(session, pending)
         try:
             pending.bye_tx = self.endpoint.send_in_dialog(pending.dialog, "BYE", self.mono())
         except LocalProtocolError as exc:
@@ -464,6 +488,7 @@ class MediaService:
         """The 2xx's y= wins (DECISIONS.md: SSRC), told to the receiver before the first packet can arrive; returns
         where a tcp-active session connects."""
         assert pending.offer is not None and pending.peer is not None
+        session.answer_sdp = pending.answer.body
         try:
             answer = sdp.parse(pending.answer.body)
             view = sdp.read_answer(pending.offer, answer, session.transport, fallback_address=pending.peer.host)

@@ -33,6 +33,7 @@ from gb28181.catalog import diff as catalog_diff
 from gb28181.catalog_schedule import CatalogSchedule
 from gb28181.channels import to_channel
 from gb28181.config import Config, media_settings
+from gb28181.conformance.model import MediaObservations
 from gb28181.conformance.run import ConformanceRun, Report
 from gb28181.conformance.trace import TracingEndpoint
 from gb28181.devices import DeviceService
@@ -55,6 +56,7 @@ from gb28181.manscdp.messages import (
 )
 from gb28181.media.backend import MediaBackend
 from gb28181.media.factory import make_backend
+from gb28181.media_probe import MediaProber, ProbeSettings
 from gb28181.media_sessions import MediaService
 from gb28181.notifications import CHANNEL_EVENT, STATUS_EVENTS, alarm_record, catalog_changes, position_records
 from gb28181.operation_service import OperationService
@@ -414,10 +416,11 @@ class Platform(UpstreamDriver):
             log.warning("REGISTER from %s: could not answer %d: %s", event.peer, status, exc)
         self.flush()
 
-    def _screen_message(self, req: Request, peer: Peer) -> tuple[StatelessAnswer | None, Envelope | None]:
+    def _screen_message(self, req: Request, peer: Peer,
+                        user: str | None = None) -> tuple[StatelessAnswer | None, Envelope | None]:
         """The checks every MESSAGE passes, and the whole handling of a keepalive. Returns the answer when that is
         all there is to do (a refusal, or a keepalive taken), else the envelope for the caller to go on with."""
-        user = req.from_.user or ""
+        user = user or req.from_.user or ""
         # Answers to our own queries are not rate-limited: a lower platform sends a 50,000-item catalog as fast as
         # our 200s allow, and an NVR its record list; what we asked for is bounded by what we asked.
         answering = self.catalog.expects(user) or self.correlator.expects(user) or self.operations.records.expects(user)
@@ -457,12 +460,17 @@ class Platform(UpstreamDriver):
     def _on_message(self, event: RequestReceived) -> None:
         req = event.request
         user = req.from_.user or ""
+        if not self.devices.is_registered(user) and req.call_id and \
+                (session := self.media.table.by_call_id(req.call_id)) is not None:
+            # §7.10: MediaStatus comes in a playback's dialog, From the channel (an NVR's) or, from Hikvision,
+            # something else: it is the session's device speaking (spec digest §13 q19, by Call-ID)
+            user = session.device_id
         now = self.mono()
         peer = event.peer
         if (link := self._superior(user, peer)) is not None:  # DECISIONS.md: superiors are served
             self._on_superior_message(event, link)
             return
-        answer, env = self._screen_message(req, peer)
+        answer, env = self._screen_message(req, peer, user)
         if answer is not None or env is None:
             answer = answer or StatelessAnswer(500)
             self.endpoint.reply(event, answer.status, answer.reason, headers=answer.headers, now=now)
@@ -1054,6 +1062,18 @@ class Platform(UpstreamDriver):
             status_of=status_of, owners_of=owners_of, local_address=local_address, mono=self.mono, wall=self.wall,
             count=self.count, live_secret=hmac.digest(self.secrets.nonce_secret, b"live-urls", "sha256"), tz=self.tz,
         )  # fmt: skip
+    async def media_probe(self, device_id: str, channel_id: str, modes: tuple[str, ...], *,
+                          settings: ProbeSettings | None = None,
+                          into: MediaObservations | None = None) -> MediaObservations:
+        """The conformance run's media sessions on one channel (issue 11; gb28181/media_probe.py): each mode opened,
+        watched briefly and ended (BYE) before this returns or when it is cancelled."""
+        prober = MediaProber(
+            media=self.media, record_search=self.operations.record_search,
+            channels=lambda d: self.store.list_channels(device_id=d), mono=self.mono, wall=self.wall, tz=self.tz,
+            settings=settings,
+        )  # fmt: skip
+        return await prober.run(device_id, channel_id, modes, into if into is not None else MediaObservations())
+
     async def conformance(self, device_id: str, *, timeout: float, only: tuple[str, ...] = ()) -> Report:
         """A conformance run against one device (issue 11; gb28181/conformance/), waiting for it to register when it
         is not (yet). One run per device at a time."""

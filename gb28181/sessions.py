@@ -44,6 +44,8 @@ class Session:
     scale: float = 1.0
     paused: bool = False
     offered_ssrc: str = ""  # ours, held in the allocator until the session ends
+    offer_sdp: bytes = b""  # our INVITE's SDP
+    answer_sdp: bytes = b""  # the device's 2xx SDP, as received
 
     def __post_init__(self) -> None:
         self.offered_ssrc = self.offered_ssrc or self.ssrc

@@ -57,6 +57,8 @@ class Clause:
     def run(self, obs: Observations) -> Result:
         if self.media and obs.media is None:
             return Result(self.id, self.title, self.reference, SKIP, MEDIA_UNAVAILABLE)
+        if self.media and obs.media.skipped:
+            return Result(self.id, self.title, self.reference, SKIP, obs.media.skipped)
         verdict, why, evidence = self.check(obs)
         return Result(self.id, self.title, self.reference, verdict, why, tuple(evidence))
 
@@ -626,6 +628,10 @@ def record_info(obs: Observations) -> tuple[str, str, list[str]]:
     if failed:
         return failed
     packets = _manscdp(obs, "RecordInfo")
+    probe = obs.probe("records")
+    sn = probe.value.get("sn") if probe is not None and isinstance(probe.value, dict) else None
+    if isinstance(sn, int):  # the answer to the records probe only (the media probe searches too)
+        packets = [(e, env) for e, env in packets if env.sn == sn]
     if not packets:
         return FAIL, "RecordInfo answered but no packet in the trace", []
     sums = {env.fields.get("SumNum", "").strip() for _, env in packets}
@@ -730,6 +736,7 @@ def _subscription(kind: str) -> Check:
 
 FIRST_KEYFRAME_WARN = 4.0  # s from 200 OK to the first keyframe (a GOP of 2-4 s is usual)
 INVITE_ANSWER_WARN = 5.0  # s from INVITE to 200 OK
+LOSS_WARN = 0.05  # share of RTP packets lost (sequence gaps) that is flagged
 
 
 def _session(obs: Observations, mode: str) -> tuple[MediaSession | None, tuple[str, str, list[str]] | None]:
@@ -737,8 +744,11 @@ def _session(obs: Observations, mode: str) -> tuple[MediaSession | None, tuple[s
     session = media.sessions.get(mode)
     if session is None:
         return None, (SKIP, f"no {mode} session in this run", [])
+    if session.skipped:
+        return None, (SKIP, session.skipped, list(session.evidence))
     if session.error:
-        return None, (FAIL, f"{mode}: {session.error}", [])
+        ended = [] if session.ended else ["and the session could not be ended"]
+        return None, (FAIL, " ".join([f"{mode}: {session.error}", *ended]), list(session.evidence))
     return session, None
 
 
@@ -774,17 +784,21 @@ def _stream_problems(s: MediaSession) -> tuple[list[str], list[str]]:
         warns.append(f"first keyframe after {s.first_keyframe:.1f} s")
     if s.answer_time is not None and s.answer_time > INVITE_ANSWER_WARN:
         warns.append(f"200 OK after {s.answer_time:.1f} s")
+    if s.lost and s.lost > LOSS_WARN * (s.packets + s.lost):
+        warns.append(f"{s.lost} of {s.packets + s.lost} RTP packets lost")
     if not s.ended:
         fails.append("the session could not be ended")
     return fails, warns
 
 
-def _verdict(fails: list[str], warns: list[str], ok: str) -> tuple[str, str, list[str]]:
+def _verdict(fails: list[str], warns: list[str], ok: str, s: MediaSession) -> tuple[str, str, list[str]]:
+    """The verdict with the session's evidence (what the probe saw) under it; warnings beside a failure too."""
+    evidence = list(s.evidence)
     if fails:
-        return FAIL, "; ".join(fails), warns
+        return FAIL, "; ".join(fails), [*evidence, *(f"also: {w}" for w in warns)]
     if warns:
-        return WARN, "; ".join(warns), []
-    return PASS, ok, []
+        return WARN, "; ".join(warns), evidence
+    return PASS, ok, evidence
 
 
 def _live(mode: str) -> Check:
@@ -794,7 +808,7 @@ def _live(mode: str) -> Check:
             return early  # type: ignore[return-value]
         fails, warns = _stream_problems(s)
         return _verdict(fails, warns, f"{s.codec} in PS, SSRC {s.rtp_ssrcs[0] if s.rtp_ssrcs else '-'}, "
-                                      f"first keyframe after {s.first_keyframe or 0:.1f} s")  # fmt: skip
+                                      f"first keyframe after {s.first_keyframe or 0:.1f} s", s)  # fmt: skip
 
     check.__doc__ = f"§10.1, §10.3: live {mode}: 200 OK, SDP y=/f=/a=setup, RTP SSRC = y=, PS structure, codec."
     return check
@@ -809,7 +823,7 @@ def media_playback(obs: Observations) -> tuple[str, str, list[str]]:
     fails += [f"MANSRTSP {name} refused" for name, ok in s.controls if not ok]
     if s.media_status_121 is False:
         fails.append("no MediaStatus 121 at the end of the file")
-    return _verdict(fails, warns, "playback with pause/resume/scale and MediaStatus 121")
+    return _verdict(fails, warns, "playback with pause/resume/scale and MediaStatus 121", s)
 
 
 def media_download(obs: Observations) -> tuple[str, str, list[str]]:
@@ -822,7 +836,7 @@ def media_download(obs: Observations) -> tuple[str, str, list[str]]:
         warns.append(f"downloaded at {s.speed:.1f}x, asked {s.asked_speed:g}x")
     if s.media_status_121 is False:
         fails.append("no MediaStatus 121 at the end of the download")
-    return _verdict(fails, warns, f"download at {s.speed or 0:.1f}x")
+    return _verdict(fails, warns, f"download at {s.speed or 0:.1f}x", s)
 
 
 def media_broadcast(obs: Observations) -> tuple[str, str, list[str]]:
@@ -830,6 +844,8 @@ def media_broadcast(obs: Observations) -> tuple[str, str, list[str]]:
     media: MediaObservations = obs.media
     if not media.voice_output:
         return SKIP, "the device lists no voice output", []
+    if media.broadcast is None and media.broadcast_skip:
+        return SKIP, media.broadcast_skip, []
     if media.broadcast is None:
         return SKIP, "no broadcast session in this run", []
     if media.broadcast.error:
@@ -874,7 +890,7 @@ CLAUSES: tuple[Clause, ...] = (
     Clause("subscribe.catalog", "catalog subscription", "§9 (STD22 §9.11, App.N)", _subscription("catalog")),
     Clause("subscribe.alarm", "alarm subscription", "§9 (STD22 §9.11)", _subscription("alarm")),
     Clause("subscribe.position", "mobile position subscription", "§9, §7.9 (A.2.4.9)", _subscription("position")),
-    # Media (issue 11 "Media"): plugged in once the platform has INVITE sessions (branch invite).
+    # Media (issue 11 "Media"): sessions run by Platform.media_probe (gb28181/media_probe.py).
     Clause("media.live-udp", "live over UDP: 200 OK, SDP y=/f=, SSRC, PS, first keyframe", "§10.1, §10.3",
            _live("live-udp"), media=True),
     Clause("media.live-tcp-passive", "live over TCP passive", "§10.1 (a=setup)", _live("live-tcp-passive"),

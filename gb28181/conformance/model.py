@@ -60,24 +60,25 @@ class Observations:
     utc_offset: float = 8 * 3600.0
     gb_version: str = ""  # the X-GB-ver the device registered with ("" for 2016 devices that send none)
     min_expires: int = 3600  # the platform's [sip] min_expires
-    media: Any = None  # media session observations: None until the platform has INVITE (branch invite)
+    media: Any = None  # MediaObservations from Platform.media_probe; None when the platform has none
 
     def probe(self, name: str) -> Probe | None:
         return self.probes.get(name)
 
 
-# ------------------------------------------------------------------------------------------ media (plug-in point)
+# ------------------------------------------------------------------------------------------ media
 LIVE_MODES = ("live-udp", "live-tcp-passive", "live-tcp-active")
 MEDIA_MODES = (*LIVE_MODES, "playback", "download")
 
 
 @dataclass(frozen=True)
 class MediaSession:
-    """What one media session of the run showed. Filled by the platform's media layer (INVITE, RTP receiver, PS
-    demuxer) through ``Platform.media_probe`` once it exists; the clauses judge it (spec digest §10)."""
+    """What one media session of the run showed, filled by ``Platform.media_probe`` (gb28181/media_probe.py: INVITE
+    through the media service, RTP tapped at the receiver, PS walked); the clauses judge it (spec digest §10)."""
 
     mode: str  # one of MEDIA_MODES
-    error: str = ""  # the INVITE failed or timed out: why (the session then shows nothing else)
+    error: str = ""  # the INVITE failed or timed out, or no media came: why (the session then shows little else)
+    skipped: str = ""  # the session was not attempted: why (no recording to play back, no packet access, ...)
     answer_time: float | None = None  # s from INVITE to the 200 OK
     offer_y: str = ""  # the SSRC our offer carried in y=
     answer_y: str = ""  # the y= of the device's answer ("" when absent)
@@ -95,10 +96,17 @@ class MediaSession:
     asked_speed: float | None = None  # download: the speed asked for in the INVITE (a=downloadspeed)
     speed: float | None = None  # download: achieved speed (media time / wall time)
     ended: bool = True  # the run ended the session (BYE answered): it never leaves a device streaming
+    packets: int = 0  # RTP packets received
+    bytes: int = 0  # their payload bytes
+    lost: int = 0  # packets lost (sequence gaps)
+    foreign: int = 0  # packets from a second SSRC, dropped
+    evidence: tuple[str, ...] = ()  # what the probe saw, line by line (SDP answer, PS walk, timings, teardown)
 
 
-@dataclass(frozen=True)
+@dataclass
 class MediaObservations:
-    sessions: dict[str, MediaSession] = field(default_factory=dict)  # by mode
+    sessions: dict[str, MediaSession] = field(default_factory=dict)  # by mode, filled as each session ends
     broadcast: MediaSession | None = None  # voice broadcast, when the device lists an audio output
     voice_output: bool = False  # the device lists a voice output (type 137) in its catalog
+    broadcast_skip: str = ""  # why no broadcast session was tried although the device has a voice output
+    skipped: str = ""  # why no media session was tried at all (every media clause is then SKIP with it)

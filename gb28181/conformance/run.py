@@ -5,11 +5,11 @@ keepalives for as long as the time budget allows, undo what was changed, and jud
 This is the IO side (the clauses are pure). Everything is bounded by ``timeout``; the undo steps run even when
 the budget runs out.
 
-Media (the plug-in point for the INVITE layer): when the platform has ``async media_probe(device_id, channel_id,
-modes) -> MediaObservations`` (model.py), the run calls it for the selected media modes and the media clauses
-judge what it returns. It must end every session it opened (BYE) before it returns or when it is cancelled (the
-run's budget), so that a run never leaves a device streaming. Without it the media clauses are SKIP, "media
-sessions not available in this build".
+Media: the platform's ``async media_probe(device_id, channel_id, modes, into=MediaObservations)``
+(gb28181/media_probe.py) runs the selected media modes on the device's first video channel (an IPC that listed no
+catalog: the device itself) and fills ``into`` session by session, so that what finished before the budget ran out
+is still judged. It ends every session it opened (BYE) before it returns or when it is cancelled, so that a run
+never leaves a device streaming. A platform without it gets SKIP, "media sessions not available in this build".
 """
 
 from __future__ import annotations
@@ -153,6 +153,10 @@ class ConformanceRun:
 
     async def _probe_all(self, started: float) -> None:
         p, dev = self.platform, self.device_id
+        media_probe = getattr(p, "media_probe", None)
+        media_wanted = media_probe is not None and any(c.media for c in self.clauses)
+        if media_wanted:
+            self.media = MediaObservations(skipped="not reached within the run's budget")
         if not p.devices.is_registered(dev):
             self.notes.append("waited for the device to register")
             for _ in range(int(self.timeout * 5) + 1):  # bounded by the run's budget as well
@@ -162,6 +166,8 @@ class ConformanceRun:
             await asyncio.sleep(1.0)  # its first keepalive and the platform's own post-registration queries
         if not p.devices.is_registered(dev):
             self.notes.append("the device is not registered: nothing to probe")
+            if self.media is not None:
+                self.media.skipped = "the device is not registered"
             return
         want = self.want
         for verb in ("config", "info"):
@@ -171,10 +177,9 @@ class ConformanceRun:
             await self._probe("status", self._status)
         if "catalog" in want:
             await self._probe("catalog", lambda: p.catalog_sync(dev, wait=True))
-        media_probe = getattr(p, "media_probe", None)
         media_modes = tuple(m for m in MEDIA_MODES if any(c.id == f"media.{m}" for c in self.clauses))
         channel_probes = want & {"presets", "records", "ptz", "record"}
-        target = await self._video_target() if channel_probes or (media_probe and media_modes) else None
+        target = await self._video_target() if channel_probes or media_wanted else None
         if "presets" in want and target:
             await self._presets(target)
         if "records" in want and target:
@@ -188,8 +193,14 @@ class ConformanceRun:
             await self._guard()
         if "reset-alarm" in want:
             await self._probe("reset-alarm", lambda: p.reset_alarm(dev, "conformance"))
-        if media_probe is not None and media_modes and target:
-            self.media = await media_probe(dev, target, media_modes)
+        if media_wanted and self.media is not None:
+            # an IPC (type 131/132, App. E) that listed no catalog streams under its own ID
+            media_target = target or (dev if dev[10:13] in ("131", "132") else None)
+            if media_target is None:
+                self.media.skipped = "no video channel known to open a media session on"
+            else:
+                self.media.skipped = ""
+                await media_probe(dev, media_target, media_modes, into=self.media)
         for kind in ("catalog", "alarm", "position"):
             if f"subscribe-{kind}" in want:
                 before = p.subs.get(dev, kind)

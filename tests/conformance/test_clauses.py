@@ -16,6 +16,10 @@ def verdict(b: Builder, clause: str) -> tuple[str, str]:
     return r.verdict, r.why
 
 
+def evidence(b: Builder, clause: str) -> list[str]:
+    return list(BY_ID[clause].run(b.obs).evidence)
+
+
 def auth(username: str = DEV, qop: bool = True) -> list[tuple[str, str]]:
     extra = ', qop=auth, nc=00000001, cnonce="x1"' if qop else ""
     value = f'Digest username="{username}", realm="3402000000", nonce="abc", uri="sip:{PLATFORM}@3402000000", '
@@ -435,3 +439,38 @@ def test_every_clause_has_a_reference_and_judges_an_empty_run_without_error() ->
     for r in results:
         assert r.reference.startswith("§") and r.verdict in (PASS, WARN, FAIL, SKIP)
         assert r.verdict == SKIP or r.clause.startswith(("register.x-gb-ver",)), (r.clause, r.verdict, r.why)
+
+
+def test_media_evidence_skips_loss_and_broadcast_reasons() -> None:
+    seen = ("INVITE play over udp -> 200 OK in 0.01 s", "ended: stopped")
+    ok = with_media(s=live(evidence=seen))
+    assert evidence(ok, "media.live-udp") == list(seen)  # the probe's facts under a PASS too
+    lossy = with_media(s=live(packets=90, lost=10, evidence=seen))
+    v, why = verdict(lossy, "media.live-udp")
+    assert v == WARN and "10 of 100 RTP packets lost" in why
+    none_recorded = "no recording to play back: RecordInfo listed none in the last 24 h"
+    skipped = with_media(s=live("playback", skipped=none_recorded))
+    assert verdict(skipped, "media.playback") == (SKIP, none_recorded)
+    failed = with_media(s=live(error="no media within 3 s after the 200 OK (timed out)", evidence=seen, ended=False))
+    v, why = verdict(failed, "media.live-udp")
+    assert v == FAIL and "timed out" in why and "could not be ended" in why
+    assert evidence(failed, "media.live-udp") == list(seen)
+    voice = with_media()
+    voice.obs.media.voice_output, voice.obs.media.broadcast_skip = True, "platform broadcast not available"
+    assert verdict(voice, "media.broadcast") == (SKIP, "platform broadcast not available")
+    none = Builder()
+    none.obs.media = MediaObservations(skipped="no video channel known to open a media session on")
+    for clause in ("media.live-udp", "media.download", "media.broadcast"):
+        assert verdict(none, clause) == (SKIP, "no video channel known to open a media session on")
+
+
+def test_record_info_judges_only_the_records_probe_answer() -> None:
+    inner = (f'<SumNum>1</SumNum><RecordList Num="1"><Item><DeviceID>{CH[0]}</DeviceID><StartTime>2026-11-25T08:00:00'
+             "</StartTime><EndTime>2026-11-25T09:00:00</EndTime></Item></RecordList>")  # fmt: skip
+    b = Builder()
+    b.exchange("MESSAGE", 200, body=manscdp("Response", "RecordInfo", 4, inner))
+    b.exchange("MESSAGE", 200, body=manscdp("Response", "RecordInfo", 9, inner))  # the media probe's own search
+    b.probe("records", value={"sn": 4})
+    assert verdict(b, "query.record-info") == (PASS, "1 records in 1 packet(s), SumNum 1")
+    b.probe("records", value={"records": 2})  # without the SN every RecordInfo answer counts
+    assert verdict(b, "query.record-info")[0] == FAIL

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from gb28181.conformance.model import MEDIA_MODES, MediaObservations, MediaSession
 from gb28181.conformance.render import render
 from gb28181.conformance.run import ConformanceRun
 from gb28181.conformance.trace import Trace, TracingEndpoint
@@ -162,3 +163,39 @@ async def test_a_silent_device_gets_timeout_fails_and_the_guard_is_undone() -> N
     assert p.operations.calls == [("guard", DEV, "arm"), ("guard", DEV, "disarm")]
     assert f"undone: disarm {DEV}" in report.notes
     assert report.counts()["FAIL"] >= 3 and report.summary().startswith(f"{DEV}: ")
+
+
+class MediaPlatform(FakePlatform):
+    """Its media probe judges one session, then hangs in the next one (the run's budget cancels it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.probed: list[tuple[str, tuple[str, ...]]] = []
+
+    async def media_probe(self, device_id: str, channel_id: str, modes: tuple[str, ...], *,
+                          into: MediaObservations) -> MediaObservations:  # fmt: skip
+        self.probed.append((channel_id, modes))
+        into.sessions["live-udp"] = MediaSession("live-udp", error="no media within 3 s after the 200 OK (timed out)")
+        await asyncio.sleep(3600)
+        return into
+
+
+async def test_media_sessions_judged_before_the_budget_ran_out_are_kept() -> None:
+    p = MediaPlatform()
+    report = await asyncio.wait_for(ConformanceRun(p, DEV, timeout=1, only=("media",)).run(), 10)
+    got = {r.clause: (r.verdict, r.why) for r in report.results}
+    assert p.probed == [(DEV, MEDIA_MODES)]  # a camera without a catalog streams under its own ID
+    assert got["media.live-udp"] == ("FAIL", "live-udp: no media within 3 s after the 200 OK (timed out)")
+    assert got["media.live-tcp-passive"] == ("SKIP", "no live-tcp-passive session in this run")
+    assert got["media.broadcast"] == ("SKIP", "the device lists no voice output")
+    assert any("budget ran out" in n for n in report.notes)
+
+
+async def test_media_clauses_say_why_nothing_was_probed() -> None:
+    p = MediaPlatform()
+    p.devices.devices = {"34020000001180000001": FakeDevice()}  # an NVR without a catalog: no channel to play
+    p.devices.is_registered = lambda d: True  # type: ignore[method-assign]
+    report = await asyncio.wait_for(ConformanceRun(p, "34020000001180000001", timeout=5, only=("media",)).run(), 10)
+    assert {(r.verdict, r.why) for r in report.results} == {("SKIP", "no video channel known to open a media "
+                                                                     "session on")}  # fmt: skip
+    assert p.probed == []

@@ -1,7 +1,9 @@
 """`gb28181 conformance` against a running `gb28181 serve`: every simulator profile with a known quirk is flagged
-for exactly its quirks and passes the rest (media clauses SKIP until the platform has INVITE sessions); a clean
-profile passes everything it supports; a raw-socket device that registers but answers no query gets FAILs that
-say it timed out, within the run's budget (no hang)."""
+for exactly its quirks and passes the rest, media included (live over UDP, tcp-passive and tcp-active, playback
+with MANSRTSP and MediaStatus 121, download at a speed: SSRC 0 in RTP from the 4G camera, another y= in the lower
+platform's 200 OK); a clean profile passes everything it supports; a raw-socket device that registers but answers
+no query gets FAILs that say it timed out, and one that answers the INVITE but never sends RTP gets media FAILs
+that say so, each within the run's budget (no hang) and with the session ended by BYE."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import PYTHON, run_tool
+from tests.e2e.conftest import PYTHON, free_port, run_tool
 from tests.e2e.raw_device import RawDevice
+from tests.e2e.raw_media_device import Behaviour, MediaDevice
 from tests.e2e.serve_helpers import Server
 from tests.e2e.test_simulator_e2e import PASSWORD, Sim
 
@@ -25,6 +28,9 @@ UNOBSERVABLE = {"register.refresh", "register.after-403"}
 MEDIA = {"media.live-udp", "media.live-tcp-passive", "media.live-tcp-active", "media.playback", "media.download",
          "media.broadcast"}  # fmt: skip
 
+LIVE = {"media.live-udp", "media.live-tcp-passive", "media.live-tcp-active"}
+STREAMS = LIVE | {"media.playback", "media.download"}  # every session: an SSRC quirk shows in each
+
 # profile -> (device ID of its first device, the clauses its quirks must flag, written out by hand)
 PROFILES: dict[str, tuple[str, set[str]]] = {
     # ignores-qop, utf8-declared-gb2312, one catalog item per MESSAGE
@@ -32,13 +38,24 @@ PROFILES: dict[str, tuple[str, set[str]]] = {
     # digest username differing from the ID, placeholder fields, ParentID = the platform's ID
     "tianwang-ipc": ("34020000001320000001", {"register.username", "catalog.placeholders", "catalog.ids"}),
     "tianwang-nvr": ("34020000001180000001", {"catalog.placeholders"}),
-    "mobile-4g-camera": ("34020000001320000001", {"keepalive.address"}),  # a new source port per keepalive
+    # a new source port per keepalive; RTP with SSRC 0 whatever y= said
+    "mobile-4g-camera": ("34020000001320000001", {"keepalive.address"} | STREAMS),
     "department-camera": ("34020000001320000001", set()),  # clean: lists itself; asks 30 s, then takes Min-Expires
     # 20 catalog items per UDP MESSAGE: 7.6 KB datagrams, beyond what eXosip-based peers take (App.M: use TCP)
-    "lower-platform": ("34020000002000000101", {"catalog.packets"}),
+    # ... and its own y= in every 200 OK (App. G note 16), streamed with that SSRC
+    "lower-platform": ("34020000002000000101", {"catalog.packets"} | STREAMS),
 }
+# the quirk each media clause must name (the verdict's why)
+MEDIA_WHY = {"mobile-4g-camera": ("FAIL", "SSRC 0 in RTP"), "lower-platform": ("WARN", "y= changed in the 200 OK")}
 SIP = f'password = "{PASSWORD}"\nquery_timeout = 5'
 V2016 = {"xueliang-village-nvr", "tianwang-ipc", "tianwang-nvr"}  # no X-GB-ver: PointType does not apply
+
+
+def media(invite_timeout: float = 5, no_media: float = 3) -> str:
+    """[media]: the embedded receiver on free loopback ports, short timers."""
+    base = free_port()
+    return (f'[media]\nrtp_ports = "{base}-{min(base + 30, 65535)}"\nbind = "127.0.0.1"\nadvertise = "127.0.0.1"\n'
+            f"invite_timeout = {invite_timeout}\nno_media_timeout = {no_media}\n")
 
 
 async def conformance(srv: Server, device_id: str, *args: str, timeout: float = 120) -> tuple[int, dict[str, Any]]:
@@ -66,13 +83,13 @@ def verdicts(report: dict[str, Any]) -> dict[str, str]:
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 async def test_a_profile_is_flagged_for_exactly_its_quirks(tmp_path: Path, profile: str) -> None:
     device_id, quirks = PROFILES[profile]
-    srv = Server(tmp_path, sip_extra=SIP, catalog_extra="sync_on_register = true")
+    srv = Server(tmp_path, sip_extra=SIP, catalog_extra="sync_on_register = true", extra=media())
     await srv.start()
     # --keepalive 2: the cadence and address clauses see three keepalives within the run; the device reports the
     # same interval in its BasicParam.
     sim = Sim(srv, tmp_path, "--devices", "1", "--profile", profile, "--keepalive", "2")
     try:
-        run = asyncio.create_task(conformance(srv, device_id, "--timeout", "60"))
+        run = asyncio.create_task(conformance(srv, device_id, "--timeout", "90"))
         await armed(srv, device_id)  # the run is armed before the device registers: its REGISTER is judged too
         await sim.start()
         rc, report = await run
@@ -83,11 +100,25 @@ async def test_a_profile_is_flagged_for_exactly_its_quirks(tmp_path: Path, profi
     got = verdicts(report)
     flagged = {c for c, v in got.items() if v in ("WARN", "FAIL")}
     skipped = {c for c, v in got.items() if v == "SKIP"}
-    expected_skips = UNOBSERVABLE | MEDIA | ({"catalog.point-type"} if profile in V2016 else set())
-    assert flagged == quirks, json.dumps(report, ensure_ascii=False, indent=1)[:6000]
-    assert skipped == expected_skips, json.dumps(report, ensure_ascii=False, indent=1)[:6000]
-    assert all(r["why"] == "media sessions not available in this build" for r in report["results"]
-               if r["clause"] in MEDIA)  # fmt: skip
+    # no simulator profile lists a voice output (137): broadcast is SKIP with that reason
+    expected_skips = UNOBSERVABLE | {"media.broadcast"} | ({"catalog.point-type"} if profile in V2016 else set())
+    results = {r["clause"]: r for r in report["results"]}
+    odd = [results[c] for c in sorted((flagged ^ quirks) | (skipped ^ expected_skips))]
+    assert flagged == quirks, json.dumps([odd, report["notes"]], ensure_ascii=False, indent=1)
+    assert skipped == expected_skips, json.dumps([odd, report["notes"]], ensure_ascii=False, indent=1)
+    assert results["media.broadcast"]["why"] == "the device lists no voice output"
+    for clause in STREAMS:
+        r = results[clause]
+        shown = json.dumps(r, ensure_ascii=False, indent=1)
+        if profile in MEDIA_WHY:
+            verdict, why = MEDIA_WHY[profile]
+            assert r["verdict"] == verdict and why in r["why"], shown
+        # the evidence shows what the probe saw, and every session was ended
+        assert any(e.startswith("PS: ") and "video codec H264" in e for e in r["evidence"]), shown
+        assert any(e.startswith("ended: ") for e in r["evidence"]), shown
+    for clause in ("media.playback", "media.download"):
+        assert "MediaStatus 121 received" in results[clause]["evidence"], results[clause]
+    assert "MANSRTSP pause ok, resume ok, scale ok" in results["media.playback"]["evidence"]
     assert rc == (1 if "FAIL" in got.values() else 0)
     # The run undid what it changed: the preset it set was deleted, recording stopped, guard disarmed.
     assert any(n.startswith("undone: delete preset") for n in report["notes"]), report["notes"]
@@ -96,7 +127,7 @@ async def test_a_profile_is_flagged_for_exactly_its_quirks(tmp_path: Path, profi
 
 
 async def test_text_and_offline_html_reports(tmp_path: Path) -> None:
-    srv = Server(tmp_path, sip_extra=SIP, catalog_extra="sync_on_register = true")
+    srv = Server(tmp_path, sip_extra=SIP, catalog_extra="sync_on_register = true", extra=media())
     await srv.start()
     sim = Sim(srv, tmp_path, "--devices", "1", "--profile", "tianwang-ipc")
     device_id = "34020000001320000001"
@@ -104,7 +135,7 @@ async def test_text_and_offline_html_reports(tmp_path: Path) -> None:
     try:
         await sim.start()
         await srv.wait_for(lambda d: d.get(device_id, {}).get("status") == "online", 20, "online")
-        common = ("--admin", srv.admin, "--db", str(srv.db), "--only", "catalog,query.device-info")
+        common = ("--admin", srv.admin, "--db", str(srv.db), "--only", "catalog,query.device-info,media.live-udp")
         rc, out, err = await run_tool(PYTHON, "-m", "cli", "conformance", device_id, *common, timeout=120)
         assert rc == 0, err
         rc, _, err = await run_tool(PYTHON, "-m", "cli", "conformance", device_id, "--format", "html", "--output",
@@ -122,6 +153,9 @@ async def test_text_and_offline_html_reports(tmp_path: Path) -> None:
     assert lines[-1].startswith(f"{device_id}: ") and "1 warn" not in lines[-1]  # placeholders + ParentID: 2 warn
     page = html.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page and "catalog.placeholders" in page
+    # the media evidence: what the probe saw of the live session
+    assert any(line.startswith("ok    media.live-udp") for line in lines), out
+    assert "video codec H264" in page and "INVITE play over udp -&gt; 200 OK" in page and "ended: stopped" in page
     assert "<script" not in page and "http://" not in page and "https://" not in page  # opens offline
     assert bad[0] == 1 and "unknown clause 'nonsense'" in bad[2]
 
@@ -155,3 +189,46 @@ async def test_a_device_that_answers_nothing_fails_with_timeouts_not_a_hang(tmp_
     # No channel is known, so the channel probes were not run: SKIP with the reason, not a false PASS.
     assert got["query.presets"] == got["control.ptz"] == "SKIP"
     assert any("no video channel" in n for n in report["notes"])
+
+
+async def test_a_device_that_answers_the_invite_but_sends_no_rtp_fails_with_timeouts(tmp_path: Path) -> None:
+    """Raw-socket cameras (tests/e2e/raw_media_device.py), no catalog (an IPC streams under its own ID): one answers
+    every INVITE 200 and never sends RTP, one answers 100 Trying and nothing else. Every media clause says what
+    timed out, the run ends within its budget, and each session was ended: BYE after the 200, CANCEL before it."""
+    srv = Server(tmp_path, sip_extra='password = "12345678"\nquery_timeout = 1.5',
+                 extra=media(invite_timeout=2, no_media=2))  # fmt: skip
+    await srv.start()
+    mute, silent = "34020000001320000007", "34020000001320000008"
+    devices: list[MediaDevice] = []
+    try:
+        for device_id, behaviour in ((mute, Behaviour(send_media=False)), (silent, Behaviour(answer=False))):
+            device = await MediaDevice.start(device_id, "12345678", ("127.0.0.1", srv.sip_port))
+            device.behaviour = behaviour
+            devices.append(device)
+            assert await device.register() == 200
+        started = time.monotonic()
+        rc, report = await conformance(srv, mute, "--timeout", "40", "--only", "media")
+        rc2, report2 = await conformance(srv, silent, "--timeout", "20", "--only", "media.live-udp")
+        elapsed = time.monotonic() - started
+        rc3, out, err = await run_tool(PYTHON, "-m", "cli", "sessions", "--json", "--admin", srv.admin, "--db",
+                                       str(srv.db))  # fmt: skip
+    finally:
+        for device in devices:
+            device.close()
+        await srv.stop()
+    assert rc == rc2 == 1 and elapsed < 60 + 15
+    results = {r["clause"]: r for r in report["results"]}
+    for clause in LIVE:
+        r = results[clause]
+        assert r["verdict"] == "FAIL" and "no media within 2 s after the 200 OK (timed out)" in r["why"], r
+        assert any(e.startswith("INVITE play over") for e in r["evidence"]), r
+    for clause in ("media.playback", "media.download"):  # it 200s the RecordInfo MESSAGE and never answers it
+        r = results[clause]
+        assert r["verdict"] == "SKIP" and r["why"].startswith("no recording to play back: RecordInfo failed"), r
+    assert results["media.broadcast"]["verdict"] == "SKIP"
+    (live,) = report2["results"]
+    assert live["verdict"] == "FAIL" and "did not answer the INVITE within 2 s (timed out)" in live["why"], live
+    mute_device, silent_device = devices
+    assert len(mute_device.invites) == len(mute_device.byes) == 3  # one BYE per live mode: nothing left streaming
+    assert len(silent_device.invites) == 1 and silent_device.cancels == 1
+    assert rc3 == 0 and json.loads(out) == [], err

@@ -267,3 +267,40 @@ async def test_a_device_gone_before_the_invite_leaves_nothing_allocated() -> Non
         await h.media.start(DEVICE, "play")
     assert info.value.kind == "failed"
     assert h.media.list() == [] and h.media.ssrcs.in_use() == frozenset() and h.backend.stats_of == {}
+
+
+async def test_bye_and_info_follow_a_device_that_moved_behind_nat() -> None:
+    """A 4G device takes a new source port between keepalives (spec digest §13 q23): the BYE goes where it is now,
+    not where the INVITE reached it (found by the conformance media probe against the mobile-4g-camera profile)."""
+    h = Harness()
+    sent_to: list[tuple[Peer, bytes]] = []
+    plain_flush = h.flush
+
+    def flush() -> None:
+        for t in h.endpoint.outgoing():
+            sent_to.append((t.peer, t.data))
+            h.sent.append(t.data)
+        plain_flush()
+
+    h.media.flush = flush
+    task, _ = await started(h, wild("hikvision/ipc-download-200ok-t00.sdp"), kind="playback",
+                            start=1_764_000_000, end=1_764_000_060)  # fmt: skip
+    h.backend.media("h1")
+    row = await task
+    h.media.device_of = lambda d: SimpleNamespace(transport="UDP", address="127.0.0.1:5099")
+    control = asyncio.create_task(h.media.control(row["id"], "pause"))
+    for _ in range(200):
+        if h.requests("INFO"):
+            break
+        await asyncio.sleep(0.01)
+    h.respond(h.requests("INFO")[0], "200 OK")
+    await control
+    stop = asyncio.create_task(h.media.stop(row["consumer"]))
+    for _ in range(200):
+        if h.requests("BYE"):
+            break
+        await asyncio.sleep(0.01)
+    h.respond(h.requests("BYE")[0], "200 OK")
+    await stop
+    moved = Peer("UDP", "127.0.0.1", 5099)
+    assert [p for p, d in sent_to if d.startswith((b"INFO ", b"BYE "))] == [moved, moved]

@@ -173,3 +173,27 @@ async def test_a_repairable_body_is_taken_not_refused(platform: Platform) -> Non
             break
         await asyncio.sleep(0.01)
     assert [(c.id, c.name) for c in channels] == [("34020000001310000005", "R&D 研发楼")]
+
+
+async def test_media_status_from_an_nvr_channel_is_its_session_device_speaking(platform: Platform, monkeypatch) -> None:
+    """§7.10: the MediaStatus of a playback comes in its dialog From the channel (an NVR's), not the device: it is
+    routed by Call-ID, not refused 403 (found by the conformance media probe against the NVR profiles)."""
+    from gb28181.invite import Call
+    from gb28181.sessions import Session
+
+    await register(platform)
+    channel = "34020000001310000001"
+    platform.media.table.add(Session(id="s1", channel_id=channel, device_id=DEVICE, kind="playback",
+                                     transport="udp", ssrc="1200000001", call=Call(10, 10), started=0.0,
+                                     call_id="play-1"))  # fmt: skip
+    seen = []
+    monkeypatch.setattr(platform.media, "on_media_status", lambda *args: seen.append(args) or True)
+    body = (f'<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>MediaStatus</CmdType>\r\n<SN>7</SN>\r\n'
+            f"<DeviceID>{channel}</DeviceID>\r\n<NotifyType>121</NotifyType>\r\n</Notify>\r\n").encode()
+    data = request("MESSAGE", cseq=3, headers="Content-Type: Application/MANSCDP+xml\r\n", body=body, branch="m1")
+    data = data.replace(f"From: <sip:{DEVICE}@".encode(), f"From: <sip:{channel}@".encode())
+    (ok,) = await exchange(platform, data.replace(b"Call-ID: c1", b"Call-ID: play-1"))
+    assert ok.status == 200 and seen == [(DEVICE, channel, "121", "play-1")]
+    other = data.replace(b"branch=z9hG4bKm1", b"branch=z9hG4bKm2")  # another Call-ID: still a stranger
+    (refused,) = await exchange(platform, other)
+    assert refused.status == 403
