@@ -28,8 +28,9 @@ _VIA = re.compile(
     + rb"(?:=" + _TOKEN + rb")?)*)"
 )
 # name-addr with a plain user part (no escapes, no ';' or '?' user parameters), then tokens as parameters.
+_HOSTPORT = rb"(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}))?"
 _NAME_ADDR = re.compile(
-    rb'(?:"[^"\\\r\n]*"[ \t]*|[A-Za-z0-9\-.!%*_+`\'~ \t]*)<sips?:([A-Za-z0-9\-_.!~*\'()&=+$,]+)@(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}))?>'
+    rb'(?:"[^"\\\r\n]*"[ \t]*|[A-Za-z0-9\-.!%*_+`\'~ \t]*)<sips?:([A-Za-z0-9\-_.!~*\'()&=+$,]+)@' + _HOSTPORT + rb">"
     rb"((?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:=" + _TOKEN + rb")?)*)"
 )
 _CSEQ = re.compile(rb"([0-9]{1,10})[ \t]+(REGISTER|MESSAGE)")
