@@ -40,7 +40,7 @@ from gb28181.guard import Guard, retry_after
 from gb28181.keepalive import EXPIRED, LivenessPolicy
 from gb28181.manscdp import Envelope, ManscdpError
 from gb28181.manscdp.codec import decode as decode_message
-from gb28181.manscdp.codec import decode_parsed
+from gb28181.manscdp.codec import decode_parsed, is_plain_keepalive
 from gb28181.manscdp.codec import encode as encode_message
 from gb28181.manscdp.codec import envelope as manscdp_envelope
 from gb28181.manscdp.codec import parse as parse_manscdp
@@ -497,6 +497,8 @@ class Platform(UpstreamDriver):
         if (content_type or "") != "application/manscdp+xml":
             self.count("message:unsupported-type")
             return StatelessAnswer(415, [("Accept", "Application/MANSCDP+xml")]), None
+        if is_plain_keepalive(body):  # the common shape, known well-formed without lxml (the codec's test)
+            return self._keepalive(user, peer), None
         try:
             # The codec's parse: strict first, then the known repairs (bare &, NUL, junk in Address...), so a
             # repairable body is taken here as the codec would take it, and read once (decode_parsed below).
@@ -507,14 +509,17 @@ class Platform(UpstreamDriver):
             # The parser's message goes in a Warning, sanitised: it must never break the status line.
             return StatelessAnswer(400, [("Warning", warning_value(exc.reason))], "Bad MANSCDP Body"), None
         if env.cmd_type == "Keepalive":
-            self.count("keepalive")
-            refused = self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
-            if refused is not None:
-                self.count("keepalive:refused")
-                log.info("keepalive from %s (%s) refused 403: %s", user, peer, refused)
-                return StatelessAnswer(403), env
-            return StatelessAnswer(200), env
+            return self._keepalive(user, peer), env
         return None, env
+
+    def _keepalive(self, user: str, peer: Peer) -> StatelessAnswer:
+        self.count("keepalive")
+        refused = self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
+        if refused is not None:
+            self.count("keepalive:refused")
+            log.info("keepalive from %s (%s) refused 403: %s", user, peer, refused)
+            return StatelessAnswer(403)
+        return StatelessAnswer(200)
 
     def _on_message(self, event: RequestReceived) -> None:
         req = event.request
