@@ -103,10 +103,12 @@ async def run_phase(runner: SipRunner, rec: Recorder, datagrams: list[bytes], ex
     return 1e6 * elapsed / len(datagrams)
 
 
-async def one_run(n: int, profile: str | None, sort: str = "tottime", store: str = "memory") -> dict[str, float]:
+async def one_run(
+    n: int, profile: str | None, sort: str = "tottime", store: str = "memory", fast: bool = True
+) -> dict[str, float]:
     tmp = tempfile.mkdtemp(prefix="hotpath-")
     cfg = Config(
-        sip=SipConfig(password="12345678", qop=True),
+        sip=SipConfig(password="12345678", qop=True, fast_lane=fast),
         registry=RegistryConfig(f"{tmp}/x.db"),
         catalog=CatalogConfig(sync_on_register=False),
     )
@@ -155,6 +157,7 @@ def main() -> None:
     ap.add_argument("--profile", choices=["register-challenge", "register-auth", "keepalive"])
     ap.add_argument("--no-uvloop", action="store_true")
     ap.add_argument("--store", choices=["memory", "sqlite"], default="memory", help="sqlite: the serve default")
+    ap.add_argument("--no-fast", action="store_true", help="[sip] fast_lane = false: the full parser for everything")
     ap.add_argument("--sort", default="tottime", help="cProfile sort key with --profile (tottime, cumulative)")
     args = ap.parse_args()
     if not args.no_uvloop:
@@ -163,7 +166,7 @@ def main() -> None:
         uvloop.install()
     best: dict[str, float] = {}
     for _ in range(1 if args.profile else args.repeat):
-        figures = asyncio.run(one_run(args.devices, args.profile, args.sort, args.store))
+        figures = asyncio.run(one_run(args.devices, args.profile, args.sort, args.store, not args.no_fast))
         for k, v in figures.items():
             best[k] = min(best.get(k, v), v)
     reg = best["register-challenge"] + best["register-auth"]

@@ -72,6 +72,9 @@ class SipConfig:
     default_expires: int = 3600
     nonce_ttl: int = 300
     qop: bool = True
+    # The lean lane for plain REGISTERs and keepalives (sip/lite.py); false sends everything through the full
+    # parser and transaction layer (the same answers, slower): an escape hatch, and the benchmarks' baseline.
+    fast_lane: bool = True
     allow_unknown: bool = True
     strict_address: bool = False
     advertise: str = ""

@@ -73,9 +73,31 @@ class Registrar:
         self.tz = zoneinfo.ZoneInfo(policy.timezone)
 
     def decide(self, request: Request, now: float) -> Decision:
+        headers = request.headers
+        return self.decide_parts(
+            request.from_.user or "",
+            headers.get("x-gb-ver"),
+            headers.get("authorization"),
+            headers.get("contact"),
+            lambda: request.contacts,
+            lambda: request.expires,
+            now,
+        )
+
+    def decide_parts(
+        self,
+        device: str,
+        version: str | None,
+        authorization: str | None,
+        contact: str | None,
+        contacts: Callable[[], list[Address]],
+        expires_header: Callable[[], int | None],
+        now: float,
+    ) -> Decision:
+        """``decide`` on the parts of a REGISTER it reads (the lean lane has no ``Request``): the From user, the
+        X-GB-ver, Authorization and Contact values, and the parsed Contacts and Expires, which may raise
+        RemoteProtocolError (a 400)."""
         p = self.policy
-        device = request.from_.user or ""
-        version = request.headers.get("x-gb-ver")
         extra: tuple[tuple[str, str], ...] = (("X-GB-ver", version),) if version else ()
         if not device:
             # The From user is the device ID (GB/T 28181-2022 §9.1.2.1): without one there is nobody to register.
@@ -83,7 +105,7 @@ class Registrar:
         if p.strict_ids and (why := check_registrant_id(device)):
             return Decision(403, "bad-id", why, extra, device)
         try:
-            expires = _requested_expires(request)
+            expires = _requested_expires(contacts(), expires_header)
         except RemoteProtocolError as exc:
             return Decision(400, "malformed", exc.reason, extra, device)
         if expires is None:
@@ -97,7 +119,7 @@ class Registrar:
                 device,
             )
         result = self.auth.verify(
-            "REGISTER", request.headers.get("authorization"), device, lambda user, _name: self.password_for(user), now
+            "REGISTER", authorization, device, lambda user, _name: self.password_for(user), now
         )
         if not result.ok:
             if result.status == 401:
@@ -112,7 +134,7 @@ class Registrar:
             # Same answer for a wrong password and an unknown device: no ID enumeration.
             status = 403 if result.status == 403 else result.status
             return Decision(status, result.reason.replace(" ", "-"), result.reason, extra, device)
-        contact = request.headers.get("contact") or ""
+        contact = contact or ""
         if expires == 0:
             return Decision(
                 200,
@@ -126,20 +148,19 @@ class Registrar:
             )
         granted = min(expires, p.max_expires)
         headers = [("Expires", str(granted)), ("Date", gb_date(now, self.tz)), *extra]
-        if request.contacts:
-            headers.insert(0, ("Contact", _contact_with_expires(request.contacts[0], granted)))
+        if listed := contacts():
+            headers.insert(0, ("Contact", _contact_with_expires(listed[0], granted)))
         return Decision(200, "registered", "", tuple(headers), device, granted, contact, version)
 
 
-def _requested_expires(request: Request) -> int | None:
+def _requested_expires(contacts: list[Address], expires_header: Callable[[], int | None]) -> int | None:
     """Contact ``expires`` param first, then the Expires header (RFC 3261 §10.2.1.1). ``*`` means 0."""
-    contacts = request.contacts
     if contacts:
         if contacts[0].star:
             return 0
         if (value := contacts[0].expires) is not None:
             return value
-    return request.expires
+    return expires_header()
 
 
 def _contact_with_expires(contact: Address, granted: int) -> str:

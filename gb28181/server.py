@@ -41,7 +41,7 @@ from gb28181.guard import Guard, retry_after
 from gb28181.keepalive import EXPIRED, LivenessPolicy
 from gb28181.manscdp import Envelope, ManscdpError
 from gb28181.manscdp.codec import decode as decode_message
-from gb28181.manscdp.codec import decode_parsed
+from gb28181.manscdp.codec import decode_parsed, is_plain_keepalive
 from gb28181.manscdp.codec import encode as encode_message
 from gb28181.manscdp.codec import envelope as manscdp_envelope
 from gb28181.manscdp.codec import parse as parse_manscdp
@@ -79,6 +79,7 @@ from gb28181.subscribe import (
 from registry.models import Registration, StatusEvent
 from registry.sqlite import SqliteStore
 from registry.store import RegistryStore, StoreError
+from sip.address import Address, parse_address
 from sip.aio import SipRunner, TransactionError, tune_gc
 from sip.auth import DigestServer
 from sip.endpoint import (
@@ -94,8 +95,10 @@ from sip.endpoint import (
     TransactionFailed,
 )
 from sip.errors import LocalProtocolError, RemoteProtocolError
-from sip.headers import Headers
-from sip.message import Request, new_call_id, new_tag, warning_value
+from sip.events import DEFER
+from sip.headers import Headers, split_commas
+from sip.lite import Lite
+from sip.message import Request, expires_value, new_call_id, new_tag, warning_value
 from sip.timers import TimerConfig
 
 log = logging.getLogger("gb28181")
@@ -167,6 +170,7 @@ class Platform(UpstreamDriver):
             EndpointConfig(timers=TimerConfig(t1=s.t1), user_agent=USER_AGENT),
             on_unknown_dialog=self._claim_unknown,
             stateless=self.stateless,
+            fast=self.fast if s.fast_lane else None,
         )
         self.endpoint.clock = self.mono
         self.runner: SipRunner | None = None
@@ -276,7 +280,7 @@ class Platform(UpstreamDriver):
             if req.method == "REGISTER":
                 if "authorization" in req.headers:
                     return None
-                limited = self._register_limited(req, peer)
+                limited = self._register_limited(req.from_.user or "", peer)
                 if limited is not None:
                     return limited
                 d = self.registrar.decide(req, self.wall())
@@ -287,7 +291,7 @@ class Platform(UpstreamDriver):
             if req.method == "MESSAGE" and b"Keepalive" in req.body:
                 if self._superior(req.from_.user or "", peer) is not None:
                     return None  # a superior's MESSAGE: served in _on_message
-                return self._screen_message(req, peer)[0]  # None: not a keepalive after all
+                return self._screen_message(req.from_.user or "", req.content_type, req.body, peer)[0]  # None: not one
             return None
         except RemoteProtocolError:
             raise  # a malformed header: the endpoint answers 400
@@ -296,33 +300,81 @@ class Platform(UpstreamDriver):
             log.exception("internal error handling %s from %s; answered 500", req.method, peer)
             return StatelessAnswer(500)
 
+    def fast(self, lite: Lite, peer: Peer, local: tuple[str, int] | None) -> StatelessAnswer | None:
+        """The lean lane (sip/lite.py), for the plain REGISTERs and keepalives that are nearly all of the load:
+        the same decisions as ``stateless`` and ``_on_register`` on the request's parts, without a ``Request``.
+        A REGISTER with credentials is answered once (kept for retransmissions, so a nonce count is never seen
+        twice); its 200 waits for the group commit (DEFER, then ``fast_reply``). None: the full path takes it."""
+        try:
+            user = lite.from_user
+            if lite.method == "MESSAGE":
+                if b"Keepalive" not in lite.body or self._superior(user, peer) is not None:
+                    return None  # other MANSCDP, or a superior's MESSAGE (served in _on_message)
+                return self._screen_message(user, lite.content_type, lite.body, peer)[0]  # None: not a keepalive
+            authorization = lite.header(b"authorization")
+            authorized = authorization is not None
+            refused = self._register_guarded(user, authorized, peer)
+            if refused is not None:
+                return refused
+            contact = lite.header(b"contact")
+            parsed: list[Address] = []
+
+            def contacts() -> list[Address]:
+                if contact and not parsed:
+                    parsed.extend(parse_address(v) for v in split_commas(contact))
+                return parsed
+
+            d = self.registrar.decide_parts(
+                user, lite.header(b"x-gb-ver"), authorization, contact, contacts,
+                lambda: expires_value(lite.header(b"expires")), self.wall(),
+            )  # fmt: skip
+            self._note_register(d, peer)
+            if authorized:
+                self._guard_outcome(d, peer)
+            if d.status != 200:
+                return StatelessAnswer(d.status, list(d.headers), keep=authorized)
+            endpoint = self.endpoint
+
+            def reply(status: int, headers: list[tuple[str, str]]) -> None:
+                endpoint.fast_reply(lite, peer, status, headers=headers)
+                self.flush()
+
+            where = f"{local[0]}:{local[1]}" if local else ""
+            self._start_commit(d, peer, where, lite.header(b"user-agent") or "", reply)
+            return DEFER
+        except RemoteProtocolError:
+            return None  # a malformed header: the full path answers 400 with the reason
+        except Exception:  # the error boundary, as in handle()
+            self.count("internal-error")
+            log.exception("internal error handling %s from %s; answered 500", lite.method, peer)
+            return StatelessAnswer(500)
+
     def _note_register(self, d: Decision, peer: Peer) -> None:
         self.count(f"register:{d.outcome}")
         if d.status != 200 and d.outcome != "challenged":
             log.info("REGISTER %s from %s: %d %s (%s)", d.device_id, peer, d.status, d.outcome, d.detail)
 
-    def _register_limited(self, req: Request, peer: Peer) -> StatelessAnswer | None:
+    def _register_limited(self, user: str, peer: Peer, keep: bool = False) -> StatelessAnswer | None:
         """The per-(source, ID) REGISTER rate limit (gb28181.guard): 503 + Retry-After when exceeded."""
-        user = req.from_.user or ""
         wait = self.guard.register_wait(peer.host, user, self.mono())
         if not wait:
             return None
         self.count("ratelimit:register")
         if self.guard.register_buckets.first_refusal:
             log.warning("REGISTER %s from %s: rate limit exceeded; answering 503 for %.1f s", user, peer, wait)
-        return StatelessAnswer(503, [("Retry-After", retry_after(wait))])
+        return StatelessAnswer(503, [("Retry-After", retry_after(wait))], keep=keep)
 
-    def _register_guarded(self, req: Request, peer: Peer) -> StatelessAnswer | None:
+    def _register_guarded(self, user: str, authorized: bool, peer: Peer) -> StatelessAnswer | None:
         """Rate limit, then lockout: a locked (source, ID) gets the 403 a wrong password gets (no oracle)."""
-        limited = self._register_limited(req, peer)
-        if limited is not None or "authorization" not in req.headers:
+        limited = self._register_limited(user, peer, keep=authorized)
+        if limited is not None or not authorized:
             return limited
-        left = self.guard.locked(peer.host, req.from_.user or "", self.mono())
+        left = self.guard.locked(peer.host, user, self.mono())
         if not left:
             return None
         self.count("register:locked-out")
-        log.info("REGISTER %s from %s: 403, locked out for %.0f s more", req.from_.user, peer, left)
-        return StatelessAnswer(403)
+        log.info("REGISTER %s from %s: 403, locked out for %.0f s more", user, peer, left)
+        return StatelessAnswer(403, keep=True)
 
     def _guard_outcome(self, d: Decision, peer: Peer) -> None:
         if d.outcome in ("wrong-password", "unknown-user"):
@@ -335,7 +387,8 @@ class Platform(UpstreamDriver):
             self.guard.succeeded(peer.host, d.device_id)
 
     def _on_register(self, event: RequestReceived) -> None:
-        refused = self._register_guarded(event.request, event.peer)
+        req = event.request
+        refused = self._register_guarded(req.from_.user or "", "authorization" in req.headers, event.peer)
         if refused is not None:
             self.endpoint.reply(event, refused.status, headers=refused.headers, now=self.mono())
             return
@@ -345,14 +398,22 @@ class Platform(UpstreamDriver):
         if d.status != 200:
             self.endpoint.reply(event, d.status, headers=list(d.headers), now=self.mono())
             return
-        task = asyncio.get_running_loop().create_task(self._commit_register(event, d))
+        local = f"{event.local[0]}:{event.local[1]}" if event.local else ""
+
+        def reply(status: int, headers: list[tuple[str, str]]) -> None:
+            self._reply_late(event, status, headers)
+
+        self._start_commit(d, event.peer, local, req.headers.get("user-agent") or "", reply)
+
+    def _start_commit(self, d: Decision, peer: Peer, local: str, agent: str, reply: Callable[..., None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._commit_register(d, peer, local, agent, reply))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _commit_register(self, event: RequestReceived, d: Decision) -> None:
-        """The 200 goes out only once the registration is durable (group commit)."""
-        peer = event.peer
-        local = f"{event.local[0]}:{event.local[1]}" if event.local else ""
+    async def _commit_register(
+        self, d: Decision, peer: Peer, local: str, agent: str, reply: Callable[[int, list[tuple[str, str]]], None]
+    ) -> None:
+        """The 200 goes out only once the registration is durable (group commit); ``reply`` sends an answer."""
         reg = Registration(
             d.device_id,
             self.wall(),
@@ -361,7 +422,7 @@ class Platform(UpstreamDriver):
             _address(peer),
             local,
             d.contact,
-            event.request.headers.get("user-agent") or "",
+            agent,
             d.gb_version or "",
         )
         fresh = bool(d.expires) and not self.devices.is_registered(d.device_id)
@@ -370,15 +431,15 @@ class Platform(UpstreamDriver):
         except StoreError as exc:
             self.count("register:store-error")
             log.error("REGISTER %s from %s: not stored (%s); answered 500", d.device_id, peer, exc)
-            self._reply_late(event, 500, [("Retry-After", "60")])
+            reply(500, [("Retry-After", "60")])
             return
         except Exception:  # the error boundary of this task: answer, log, keep serving
             self.count("internal-error")
             log.exception("REGISTER %s from %s: internal error; answered 500", d.device_id, peer)
-            self._reply_late(event, 500, [])
+            reply(500, [])
             return
         log.info("REGISTER %s from %s: 200 %s expires=%s", d.device_id, peer, d.outcome, d.expires)
-        self._reply_late(event, 200, list(d.headers))
+        reply(200, list(d.headers))
         self._subscriptions_follow(d.device_id, fresh, bool(d.expires))
         if not d.expires:
             self.catalog_schedule.forget(d.device_id)
@@ -416,11 +477,11 @@ class Platform(UpstreamDriver):
             log.warning("REGISTER from %s: could not answer %d: %s", event.peer, status, exc)
         self.flush()
 
-    def _screen_message(self, req: Request, peer: Peer,
-                        user: str | None = None) -> tuple[StatelessAnswer | None, Envelope | None]:
+    def _screen_message(
+        self, user: str, content_type: str | None, body: bytes, peer: Peer
+    ) -> tuple[StatelessAnswer | None, Envelope | None]:
         """The checks every MESSAGE passes, and the whole handling of a keepalive. Returns the answer when that is
         all there is to do (a refusal, or a keepalive taken), else the envelope for the caller to go on with."""
-        user = user or req.from_.user or ""
         # Answers to our own queries are not rate-limited: a lower platform sends a 50,000-item catalog as fast as
         # our 200s allow, and an NVR its record list; what we asked for is bounded by what we asked.
         answering = self.catalog.expects(user) or self.correlator.expects(user) or self.operations.records.expects(user)
@@ -435,27 +496,32 @@ class Platform(UpstreamDriver):
             self.count("message:not-registered")
             log.info("MESSAGE from %s (%s) refused 403: not registered", user, peer)
             return StatelessAnswer(403), None
-        if (req.content_type or "") != "application/manscdp+xml":
+        if (content_type or "") != "application/manscdp+xml":
             self.count("message:unsupported-type")
             return StatelessAnswer(415, [("Accept", "Application/MANSCDP+xml")]), None
+        if is_plain_keepalive(body):  # the common shape, known well-formed without lxml (the codec's test)
+            return self._keepalive(user, peer), None
         try:
             # The codec's parse: strict first, then the known repairs (bare &, NUL, junk in Address...), so a
             # repairable body is taken here as the codec would take it, and read once (decode_parsed below).
-            env = manscdp_envelope(parse_manscdp(req.body))
+            env = manscdp_envelope(parse_manscdp(body))
         except ManscdpError as exc:
             self.count("message:bad-xml")
             log.info("MESSAGE from %s (%s): unreadable MANSCDP (%s); raw %r", user, peer, exc.reason, exc.raw[:300])
             # The parser's message goes in a Warning, sanitised: it must never break the status line.
             return StatelessAnswer(400, [("Warning", warning_value(exc.reason))], "Bad MANSCDP Body"), None
         if env.cmd_type == "Keepalive":
-            self.count("keepalive")
-            refused = self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
-            if refused is not None:
-                self.count("keepalive:refused")
-                log.info("keepalive from %s (%s) refused 403: %s", user, peer, refused)
-                return StatelessAnswer(403), env
-            return StatelessAnswer(200), env
+            return self._keepalive(user, peer), env
         return None, env
+
+    def _keepalive(self, user: str, peer: Peer) -> StatelessAnswer:
+        self.count("keepalive")
+        refused = self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
+        if refused is not None:
+            self.count("keepalive:refused")
+            log.info("keepalive from %s (%s) refused 403: %s", user, peer, refused)
+            return StatelessAnswer(403)
+        return StatelessAnswer(200)
 
     def _on_message(self, event: RequestReceived) -> None:
         req = event.request
@@ -470,7 +536,7 @@ class Platform(UpstreamDriver):
         if (link := self._superior(user, peer)) is not None:  # DECISIONS.md: superiors are served
             self._on_superior_message(event, link)
             return
-        answer, env = self._screen_message(req, peer, user)
+        answer, env = self._screen_message(user, req.content_type, req.body, peer)
         if answer is not None or env is None:
             answer = answer or StatelessAnswer(500)
             self.endpoint.reply(event, answer.status, answer.reason, headers=answer.headers, now=now)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from sip.dialog import DIALOG_METHODS, Dialog, DialogTable
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.events import (
+    DEFER,
     AckReceived,
     AckTimeout,
     CancelReceived,
@@ -35,6 +36,9 @@ from sip.events import (
 )
 from sip.headers import Headers, header_key, split_commas
 from sip.limits import DEFAULT_LIMITS, Limits
+from sip.lite import Lite, peek
+from sip.lite import response as lite_response
+from sip.lite import target as lite_target
 from sip.message import CARRIED_VIEWS, REASONS, Request, Response, make_response, new_branch, new_tag, warning_value
 from sip.parser import StreamFramer, parse_message
 from sip.salvage import salvage_head
@@ -115,6 +119,7 @@ class Endpoint:
         on_unknown_dialog: Callable[[Request], bool] | None = None,
         local_address: Callable[[Peer], tuple[str, int]] | None = None,
         stateless: Callable[[Request, Peer], StatelessAnswer | None] | None = None,
+        fast: Callable[[Lite, Peer, tuple[str, int] | None], StatelessAnswer | None] | None = None,
     ) -> None:
         self.config = config or EndpointConfig()
         self.dialogs = DialogTable()
@@ -125,6 +130,12 @@ class Endpoint:
         # requests whose handling is idempotent (a digest challenge, a keepalive); None means "handle it
         # normally", through a server transaction and a RequestReceived event.
         self._stateless = stateless
+        # The lean lane (sip/lite.py): plain REGISTER and MESSAGE datagrams offered to ``fast`` before any parse.
+        # Its answers are built from the request's bytes; the ones it keeps (``keep``, ``DEFER``) answer the
+        # request's retransmissions for 64*T1 (Timer J, §17.2.2), as the full path's server transaction would.
+        self._fast = fast
+        self._fast_cache: dict[TxKey, bytes | None] = {}
+        self._fast_expiry: deque[tuple[float, TxKey]] = deque()
         self.local_address = local_address
         self._server: dict[TxKey, ServerTransaction] = {}
         self._server_peer: dict[TxKey, Peer] = {}
@@ -146,6 +157,7 @@ class Endpoint:
             "keepalives": 0,
             "overload_rejected": 0,
             "stateless": 0,
+            "fast": 0,
         }
         # Set by the IO adapter when it cannot keep up (event-loop lag): new requests then get 503 + Retry-After.
         self.overloaded = False
@@ -179,6 +191,10 @@ class Endpoint:
                     return
                 self._dispatch(msg, peer, now, local)
             return
+        if self._fast is not None and len(data) <= FAST_MAX_DATAGRAM and not self.tapped:
+            lite = peek(data, self.config.limits.max_headers)
+            if lite is not None and self._fast_lane(lite, peer, now, local):
+                return
         if not data.strip(b"\r\n"):
             # A CRLF keep-alive datagram (RFC 5626 §4.4.1 style, sent by many devices): nothing to answer.
             self.stats["keepalives"] += 1
@@ -189,6 +205,60 @@ class Endpoint:
             self._reject_raw(data, peer, exc)
             return
         self._dispatch(msg, peer, now, local)
+
+    @property
+    def tapped(self) -> bool:
+        """Whether something watches every message (a trace): the lean lane then steps aside. Subclasses say."""
+        return False
+
+    def _fast_lane(self, lite: Lite, peer: Peer, now: float, local: tuple[str, int] | None) -> bool:
+        """Offer ``lite`` to the ``fast`` hook. False: the full path takes the datagram (parsed from scratch)."""
+        cache, expiry = self._fast_cache, self._fast_expiry
+        while expiry and expiry[0][0] <= now:
+            cache.pop(expiry.popleft()[1], None)
+        key = (lite.branch, lite.sent_by, lite.method)
+        if key in cache:  # a retransmission: absorbed, or answered again with the kept answer
+            self.stats["received"] += 1
+            self.stats["retransmissions_absorbed"] += 1
+            kept = cache[key]
+            if kept is not None:
+                self._out.append(Transmit(kept, _lite_peer(lite, peer)))
+            return True
+        if key in self._server or len(cache) >= self.config.max_transactions:
+            return False  # the full path has its transaction (or its own table-full answer)
+        if self.overloaded and b"authorization" not in lite.headers:
+            return False  # §21.5.4: the full path answers 503 + Retry-After
+        answer = self._fast(lite, peer, local)  # type: ignore[misc]
+        if answer is None:
+            return False
+        self.stats["received"] += 1
+        self.stats["fast"] += 1
+        if answer.keep:
+            cache[key] = None
+            expiry.append((now + 64 * self.config.timers.t1, key))
+            if answer is DEFER:
+                return True
+        self._fast_send(lite, peer, answer.status, answer.reason, answer.headers, key if answer.keep else None)
+        return True
+
+    def fast_reply(
+        self, lite: Lite, peer: Peer, status: int, reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:  # fmt: skip
+        """The final answer to a request the ``fast`` hook deferred (``DEFER``); kept for its retransmissions."""
+        self._fast_send(lite, peer, status, reason, headers, (lite.branch, lite.sent_by, lite.method))
+
+    def _fast_send(
+        self, lite: Lite, peer: Peer, status: int, reason: str | None, headers: list[tuple[str, str]] | None,
+        key: TxKey | None,
+    ) -> None:  # fmt: skip
+        data = lite_response(
+            lite, status, (peer.host, peer.port), reason=reason, to_tag=new_tag(), headers=headers,
+            server=self.config.user_agent or "",
+        )  # fmt: skip
+        if key is not None and key in self._fast_cache:
+            self._fast_cache[key] = data
+        self._out.append(Transmit(data, _lite_peer(lite, peer)))
 
     def stream_buffered(self, peer: Peer) -> int:
         """Bytes of an unfinished message held for a stream peer (0: between messages). The adapter uses it for
@@ -761,6 +831,8 @@ class Endpoint:
 
 
 # Never answered statelessly: INVITE needs its 100/2xx machinery, ACK gets no answer, CANCEL must find its INVITE.
+# The lean lane reads small datagrams only: registrations and keepalives are a few hundred bytes.
+FAST_MAX_DATAGRAM = 4096
 _NOT_STATELESS = frozenset({"INVITE", "ACK", "CANCEL"})
 
 
@@ -784,6 +856,11 @@ def _server_key(req: Request, via: Via) -> TxKey:
         return (branch, via.sent_by, method)
     # RFC 2543 (§17.2.3 last paragraph): Request-URI, tags, Call-ID, CSeq number, top Via.
     return ("2543", req.call_id, req.from_.tag or "", str(req.cseq.seq), via.sent_by, req.uri, req.to.tag or "", method)
+
+
+def _lite_peer(lite: Lite, source: Peer) -> Peer:
+    host, port = lite_target(lite, (source.host, source.port))
+    return source if port == source.port and host == source.host else Peer(source.transport, host, port)
 
 
 def _response_peer(via: Via, source: Peer) -> Peer:

@@ -43,7 +43,14 @@ class StatelessAnswer:
     status: int
     headers: list[tuple[str, str]] | None = None
     reason: str | None = None
+    # The lean lane (``fast`` hook) keeps this answer for retransmissions of the request (RFC 3261 §17.2.2: what a
+    # non-INVITE server transaction does) instead of offering them again: for answers that must not be computed
+    # twice, such as a digest check whose nonce count a second look would take for a replay.
+    keep: bool = False
 
+
+# What the ``fast`` hook returns when it will answer later through ``Endpoint.fast_reply`` (after a group commit).
+DEFER = StatelessAnswer(0, keep=True)
 
 # Events for the application.
 @dataclass(frozen=True, slots=True)

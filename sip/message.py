@@ -199,13 +199,7 @@ class _Common:
     @cached_property
     def expires(self) -> int | None:
         """The Expires header as seconds, None when absent (RFC 3261 §20.19)."""
-        value = self.headers.get("expires")
-        if value is None:
-            return None
-        value = value.strip()
-        if not is_digits(value) or len(value) > 10:
-            raise RemoteProtocolError(f"bad Expires {value[:40]!r}")
-        return int(value)
+        return expires_value(self.headers.get("expires"))
 
     @cached_property
     def content_type(self) -> str | None:
@@ -277,6 +271,16 @@ class Response(_Common):
 
 
 Message = Request | Response
+
+def expires_value(value: str | None) -> int | None:
+    """An Expires header value as seconds (RFC 3261 §20.19), None for None; RemoteProtocolError if malformed."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not is_digits(value) or len(value) > 10:
+        raise RemoteProtocolError(f"bad Expires {value[:40]!r}")
+    return int(value)
+
 
 # Headers a response copies from its request (RFC 3261 §8.2.6.2).
 _COPIED = frozenset({"via", "from", "to", "call-id", "cseq"})

@@ -77,7 +77,7 @@ class Via:
             # The usual request: ";rport;branch=..." as the device sent it. One new tuple instead of two edits.
             filled = tuple(("rport", str(port)) if kv == ("rport", None) else kv for kv in params)
             return Via(self.transport, self.host, self.port, (*filled, ("received", host)), self.protocol)
-        if rport or not _same_host(host, self.host):
+        if rport or not same_host(host, self.host):
             params = set_param(params, "received", host)
         if rport:
             params = set_param(params, "rport", str(port))
@@ -89,7 +89,7 @@ class Via:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
-def _same_host(source: str, sent_by_host: str) -> bool:
+def same_host(source: str, sent_by_host: str) -> bool:
     """Whether a packet's source IP equals the sent-by host (a host name never does, §18.2.1)."""
     if source == sent_by_host:
         return True

@@ -89,6 +89,11 @@ class TracingEndpoint(Endpoint):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.traces: dict[str, Trace] = {}
 
+    @property
+    def tapped(self) -> bool:
+        """A traced device's messages must all pass _dispatch: the lean lane steps aside while a trace is armed."""
+        return bool(self.traces)
+
     def arm(self, trace: Trace) -> None:
         self.traces[trace.device_id] = trace
 

@@ -195,6 +195,22 @@ class Parsed:
     raw: bytes
 
 
+# The keepalive as devices send it (GB/T 28181-2016 A.2.5.2): an optional declaration, <Notify>, CmdType first, then
+# flat elements of printable ASCII text (no '<' or '&'). A body of that shape is well-formed in every charset the
+# codec reads, so the lean lane may take it without lxml; any other shape goes through ``parse``.
+_PLAIN_KEEPALIVE = re.compile(
+    rb'[ \t\r\n]*(?:<\?xml version="1\.0"(?: encoding="(?:GB2312|gb2312|GBK|gbk|GB18030|gb18030|UTF-8|utf-8)")?'
+    rb"[ \t]*\?>)?[ \t\r\n]*<Notify>[ \t\r\n]*<CmdType>Keepalive</CmdType>"
+    rb"(?:[ \t\r\n]*<([A-Za-z][A-Za-z0-9]{0,31})>[\x20-\x25\x27-\x3b\x3d-\x7e]*</\1>){0,16}"
+    rb"[ \t\r\n]*</Notify>[ \t\r\n]*"
+)
+
+
+def is_plain_keepalive(body: bytes) -> bool:
+    """Whether ``body`` is a keepalive in the plain shape above: ``parse`` would read it as Notify/Keepalive."""
+    return len(body) < 2048 and _PLAIN_KEEPALIVE.fullmatch(body) is not None
+
+
 def parse(body: bytes) -> Parsed:
     """Bytes -> Parsed. Raises ManscdpError (with the raw bytes) and nothing else."""
     try:

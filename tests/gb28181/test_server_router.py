@@ -104,7 +104,7 @@ async def test_a_bug_in_a_handler_is_answered_500_and_the_server_goes_on(platfor
     def broken(*_args: object) -> None:
         raise KeyError("boom")
 
-    monkeypatch.setattr(platform.registrar, "decide", broken)
+    monkeypatch.setattr(platform.registrar, "decide_parts", broken)  # both lanes decide there
     (answer,) = await exchange(platform, request("REGISTER", headers="Expires: 3600\r\n", branch="x1"))
     assert answer.status == 500 and platform.counters["internal-error"] == 1
     (options,) = await exchange(platform, request("OPTIONS", branch="x2"))

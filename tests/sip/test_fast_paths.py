@@ -62,7 +62,7 @@ def test_via_fast_path_agrees(text: str) -> None:
 def _general_with_received(via: Via, host: str, port: int) -> Via:
     """RFC 3261 §18.2.1 + RFC 3581 §4 spelt out with the general editing helpers."""
     params = via.params
-    if via.wants_rport or not via_mod._same_host(host, via.host):
+    if via.wants_rport or not via_mod.same_host(host, via.host):
         params = set_param(params, "received", host)
     if via.wants_rport:
         params = set_param(params, "rport", str(port))
