@@ -63,6 +63,7 @@ from gb28181.registrar import Decision, RegisterPolicy, Registrar
 from gb28181.rejects import reject_reason
 from gb28181.server_upstream import RelayRoute, UpstreamDriver, UpstreamLink
 from gb28181.sn import Correlator, QueryError, check_result
+from gb28181.storage import storage_refusal
 from gb28181.subscribe import (
     ACTIVE,
     KIND_OF_CMD,
@@ -74,9 +75,10 @@ from gb28181.subscribe import (
     subscribe_body,
     subscription_json,
 )
+from gb28181.trace import TraceHub
 from registry.models import Registration, StatusEvent
 from registry.sqlite import SqliteStore
-from registry.store import RegistryStore, StoreError
+from registry.store import STORAGE_KINDS, RegistryStore, StoreError
 from sip.aio import SipRunner, TransactionError, tune_gc
 from sip.auth import DigestServer
 from sip.endpoint import (
@@ -209,6 +211,16 @@ class Platform(UpstreamDriver):
         self.relay_routes: dict[tuple[str, int], RelayRoute] = {}  # (device, our SN) -> a superior's query
         self.devices.on_channel_status = self.catalog_changed  # superiors' catalog subscriptions hear of it
         self._init_media()
+        self.tracer = TraceHub(self.endpoint, wall=self.wall, address_of=self._address_of)  # gb28181 trace
+
+    def _address_of(self, device_id: str) -> str | None:
+        device = self.devices.devices.get(device_id)
+        return device.address if device is not None else None
+
+    def trace_note(self, req: Request, text: str) -> None:
+        """Why ``req`` is answered as it is, for a running ``gb28181 trace`` (free when none runs)."""
+        if self.tracer.watchers:
+            self.tracer.note(req, text)
 
     def count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
@@ -281,6 +293,8 @@ class Platform(UpstreamDriver):
                 if d.status == 200:  # not reachable without credentials; keep the durable path if it ever is
                     return None
                 self._note_register(d, peer)
+                if self.tracer.watchers:  # a trace runs: say why (free otherwise)
+                    self.tracer.note(req, _register_note(d))
                 return StatelessAnswer(d.status, list(d.headers))
             if req.method == "MESSAGE" and b"Keepalive" in req.body:
                 if self._superior(req.from_.user or "", peer) is not None:
@@ -306,6 +320,7 @@ class Platform(UpstreamDriver):
         if not wait:
             return None
         self.count("ratelimit:register")
+        self.trace_note(req, f"rate limited: retry in {retry_after(wait)} s")
         if self.guard.register_buckets.first_refusal:
             log.warning("REGISTER %s from %s: rate limit exceeded; answering 503 for %.1f s", user, peer, wait)
         return StatelessAnswer(503, [("Retry-After", retry_after(wait))])
@@ -319,6 +334,7 @@ class Platform(UpstreamDriver):
         if not left:
             return None
         self.count("register:locked-out")
+        self.trace_note(req, f"locked out: {left:.0f} s left (answered as a wrong password)")
         log.info("REGISTER %s from %s: 403, locked out for %.0f s more", req.from_.user, peer, left)
         return StatelessAnswer(403)
 
@@ -339,6 +355,8 @@ class Platform(UpstreamDriver):
             return
         d: Decision = self.registrar.decide(event.request, self.wall())
         self._note_register(d, event.peer)
+        if d.status != 200 and self.tracer.watchers:
+            self.tracer.note(event.request, _register_note(d))
         self._guard_outcome(d, event.peer)
         if d.status != 200:
             self.endpoint.reply(event, d.status, headers=list(d.headers), now=self.mono())
@@ -367,8 +385,14 @@ class Platform(UpstreamDriver):
             await self.devices.register(reg, str(peer))
         except StoreError as exc:
             self.count("register:store-error")
-            log.error("REGISTER %s from %s: not stored (%s); answered 500", d.device_id, peer, exc)
-            self._reply_late(event, 500, [("Retry-After", "60")])
+            if exc.kind in STORAGE_KINDS:  # disk full, database locked: the store's WriteHealth logged it once
+                status, headers = storage_refusal(exc.kind)
+                log.debug("REGISTER %s from %s: not stored (%s); answered %d", d.device_id, peer, exc, status)
+            else:
+                status, headers = 500, [("Retry-After", "60")]
+                log.error("REGISTER %s from %s: not stored (%s); answered 500", d.device_id, peer, exc)
+            self.trace_note(event.request, f"not stored: storage {exc.kind}")
+            self._reply_late(event, status, headers)
             return
         except Exception:  # the error boundary of this task: answer, log, keep serving
             self.count("internal-error")
@@ -376,6 +400,8 @@ class Platform(UpstreamDriver):
             self._reply_late(event, 500, [])
             return
         log.info("REGISTER %s from %s: 200 %s expires=%s", d.device_id, peer, d.outcome, d.expires)
+        if self.tracer.watchers:
+            self.tracer.note(event.request, f"{d.outcome}, expires {d.expires}" if d.expires else d.outcome)
         self._reply_late(event, 200, list(d.headers))
         self._subscriptions_follow(d.device_id, fresh, bool(d.expires))
         if not d.expires:
@@ -424,16 +450,19 @@ class Platform(UpstreamDriver):
         wait = 0.0 if answering else self.guard.message_wait(peer.host, user, self.mono())
         if wait:
             self.count("ratelimit:message")
+            self.trace_note(req, f"rate limited: retry in {retry_after(wait)} s")
             if self.guard.message_buckets.first_refusal:
                 log.warning("MESSAGE from %s (%s): rate limit exceeded; answering 503 for %.1f s", user, peer, wait)
             return StatelessAnswer(503, [("Retry-After", retry_after(wait))]), None
         if not self.devices.is_registered(user):
             # DECISIONS.md: 403 for any device not currently registered; real devices then re-register.
             self.count("message:not-registered")
+            self.trace_note(req, "not registered")
             log.info("MESSAGE from %s (%s) refused 403: not registered", user, peer)
             return StatelessAnswer(403), None
         if (req.content_type or "") != "application/manscdp+xml":
             self.count("message:unsupported-type")
+            self.trace_note(req, f"unsupported Content-Type {req.content_type or '(none)'}")
             return StatelessAnswer(415, [("Accept", "Application/MANSCDP+xml")]), None
         try:
             # The codec's parse: strict first, then the known repairs (bare &, NUL, junk in Address...), so a
@@ -441,6 +470,7 @@ class Platform(UpstreamDriver):
             env = manscdp_envelope(parse_manscdp(req.body))
         except ManscdpError as exc:
             self.count("message:bad-xml")
+            self.trace_note(req, f"unreadable MANSCDP: {exc.reason}")
             log.info("MESSAGE from %s (%s): unreadable MANSCDP (%s); raw %r", user, peer, exc.reason, exc.raw[:300])
             # The parser's message goes in a Warning, sanitised: it must never break the status line.
             return StatelessAnswer(400, [("Warning", warning_value(exc.reason))], "Bad MANSCDP Body"), None
@@ -449,6 +479,7 @@ class Platform(UpstreamDriver):
             refused = self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
             if refused is not None:
                 self.count("keepalive:refused")
+                self.trace_note(req, refused)
                 log.info("keepalive from %s (%s) refused 403: %s", user, peer, refused)
                 return StatelessAnswer(403), env
             return StatelessAnswer(200), env
@@ -1088,11 +1119,14 @@ async def run(
     stop: asyncio.Event | None = None,
     tick: float = 1.0,
     batch_interval: float = 1.0,
+    store: SqliteStore | None = None,
 ) -> int:
-    """Run the platform until SIGTERM/SIGINT (or ``stop``). Returns a process exit code."""
+    """Run the platform until SIGTERM/SIGINT (or ``stop``). Returns a process exit code. ``store``: a registry the
+    caller built on ``cfg.registry.database`` (tests: a short busy_timeout, a size limit); run() opens and closes
+    it."""
     try:
         sec = load_secrets(cfg)
-        store = SqliteStore(cfg.registry.database)
+        store = store or SqliteStore(cfg.registry.database)
         await store.open()
     except StoreError as exc:
         log.error("cannot open the registry %s: %s", cfg.registry.database, exc)
@@ -1195,6 +1229,14 @@ def _media_backend(cfg: Config) -> MediaBackend:
     if media.backend != "embedded":
         raise ValueError(f"[media] backend {media.backend!r} needs run() (it owns the HTTP session)")
     return make_backend(media, None, host=media.bind)
+
+
+def _register_note(d: Decision) -> str:
+    """A REGISTER refusal as a trace shows it: ``challenge``, ``wrong password``, ``too brief: ...``."""
+    if d.outcome == "challenged":
+        return "challenge"
+    what = d.outcome.replace("-", " ")
+    return f"{what}: {d.detail}" if d.detail and d.detail.replace(" ", "-") != d.outcome else what
 
 
 def _address(peer: Peer) -> str:
