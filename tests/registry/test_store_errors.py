@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from registry.health import WriteHealth
-from registry.models import Registration, StatusEvent
+from registry.models import Channel, Registration, StatusEvent
 from registry.sqlite import SqliteStore, store_error
 from registry.store import BUSY, CORRUPT, FULL, IO, OTHER, StoreError
 
@@ -119,3 +119,24 @@ def test_an_episode_ends_only_when_every_failed_operation_succeeded_again() -> N
     assert h.kind == FULL
     h.succeeded(3.0, "append_events")
     assert h.ok and h.episodes == 1
+
+
+async def test_a_catalog_that_does_not_fit_is_not_half_written(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.db")
+    await store.open()
+    try:
+        device = "34020000001180000001"
+        await store.save_registrations([Registration(device, 1.0, 3600, "UDP", "127.0.0.1:5060")])
+        await store.limit_pages(1)
+        channels = [Channel(device_id=device, id=f"3402000000131{i:07d}", name="camera " + "x" * 100)
+                    for i in range(500)]  # fmt: skip
+        with pytest.raises(StoreError) as caught:
+            await store.apply_catalog(device, channels, [])
+        assert caught.value.kind == FULL
+        assert await store.list_channels(device_id=device) == []  # one transaction: all or nothing
+        await store.limit_pages(1_000_000)
+        await store.apply_catalog(device, channels, [])
+        assert len(await store.list_channels(device_id=device)) == 500
+        assert await store.integrity_check() == "ok"
+    finally:
+        await store.close()
