@@ -20,6 +20,7 @@ import click
 
 from gb28181 import config as config_mod
 from gb28181 import server
+from gb28181 import trace as trace_mod
 
 DEFAULT_ADMIN = "http://127.0.0.1:18080"
 
@@ -146,6 +147,27 @@ class Admin:
             except (ValueError, AttributeError):
                 message = exc.reason
             raise click.ClickException(f"{method} {path}: {exc.code} {message}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise click.ClickException(f"cannot reach the admin API at {self.url} ({reason})") from exc
+
+    def stream(self, path: str, query: dict[str, Any] | None = None, idle_timeout: float = 60) -> Any:
+        """POST ``path`` and yield the NDJSON objects of the streamed answer as they arrive (``gb28181 trace``)."""
+        url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        req = urllib.request.Request(url, data=b"", method="POST")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=idle_timeout, context=self.context) as resp:
+                for line in resp:
+                    if line.strip():
+                        yield json.loads(line)
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", exc.reason)
+            except (ValueError, AttributeError):
+                message = exc.reason
+            raise click.ClickException(f"POST {path}: {exc.code} {message}") from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise click.ClickException(f"cannot reach the admin API at {self.url} ({reason})") from exc
@@ -523,6 +545,13 @@ def stats(ctx: click.Context, as_json: bool, admin_url: str, db: str) -> None:
     )
     for key, value in data["counters"].items():
         click.echo(f"  {key:<32} {value}")
+    storage = data.get("storage")
+    if storage and (storage["state"] != "ok" or storage["errors"]):
+        errors = ", ".join(f"{k} {v}" for k, v in storage["errors"].items())
+        state = "ok now" if storage["state"] == "ok" else f"FAILING ({storage['state']}) for {storage['for_s']:g} s"
+        click.echo(f"storage: {state}; write errors: {errors}; episodes {storage['episodes']}")
+        if storage["last_error"]:
+            click.echo(f"  last error: {storage['last_error']}")
 
 
 
@@ -1251,6 +1280,34 @@ def demo(keep: bool, seconds: int, workdir: str | None) -> None:
     sys.exit(status)
 
 
+
+
+@main.command()
+@click.argument("device_id")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True, max=86400), help="Stop after N seconds.")
+@json_option
+@admin_option
+@db_option
+def trace(device_id: str, seconds: float | None, as_json: bool, admin_url: str, db: str) -> None:
+    """Print DEVICE's SIP exchanges live as a ladder (until Ctrl-C or --seconds): time, direction, method or status,
+    Call-ID, CSeq and the platform's reason for a refusal. --json prints the NDJSON stream as received."""
+    client = _client(admin_url, db)
+    query = {"seconds": seconds} if seconds else None
+    try:
+        for row in client.stream(f"/api/devices/{urllib.parse.quote(device_id)}/trace", query=query):
+            if as_json:
+                click.echo(json.dumps(row, ensure_ascii=False))
+            elif row.get("type") == "sip":
+                click.echo(trace_mod.ladder(row, str(row.get("time", ""))[11:23]))
+            elif row.get("type") == "start":
+                where = f" at {row['address']}" if row.get("address") else ""
+                state = "registered" if row.get("registered") else ("known, not registered" if row.get("known")
+                                                                     else "not known to the platform")  # fmt: skip
+                click.echo(f"tracing {device_id} ({state}{where}); Ctrl-C to stop", err=True)
+            elif row.get("type") == "dropped":
+                click.echo(f"... {row.get('count')} exchanges dropped (output too slow)", err=True)
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command()

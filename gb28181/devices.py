@@ -83,8 +83,12 @@ class DeviceService:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._events.add(StatusEvent(self.wall(), "platform", "platform-stop", kind="platform"))
         await self._registrations.close()
-        for batcher in (self._keepalives, self._statuses, self._events):
-            await batcher.close()
+        for name, batcher in (("keepalives", self._keepalives), ("statuses", self._statuses),
+                              ("events", self._events)):  # fmt: skip
+            try:
+                await batcher.close()
+            except StoreError as exc:  # storage still failing at shutdown: say what is lost, stop anyway
+                log.error("%d %s not stored at shutdown: %s", batcher.pending, name, exc)
 
     def window(self, device: Device) -> float:
         return self.policy.window(device.keepalive_interval, device.keepalive_count)

@@ -65,6 +65,7 @@ from gb28181.registrar import Decision, RegisterPolicy, Registrar
 from gb28181.rejects import reject_reason
 from gb28181.server_upstream import RelayRoute, UpstreamDriver, UpstreamLink
 from gb28181.sn import Correlator, QueryError, check_result
+from gb28181.storage import storage_refusal
 from gb28181.subscribe import (
     ACTIVE,
     KIND_OF_CMD,
@@ -76,9 +77,10 @@ from gb28181.subscribe import (
     subscribe_body,
     subscription_json,
 )
+from gb28181.trace import TraceHub
 from registry.models import Registration, StatusEvent
 from registry.sqlite import SqliteStore
-from registry.store import RegistryStore, StoreError
+from registry.store import STORAGE_KINDS, RegistryStore, StoreError
 from sip.address import Address, parse_address
 from sip.aio import SipRunner, TransactionError, tune_gc
 from sip.auth import DigestServer
@@ -215,6 +217,17 @@ class Platform(UpstreamDriver):
         self.relay_routes: dict[tuple[str, int], RelayRoute] = {}  # (device, our SN) -> a superior's query
         self.devices.on_channel_status = self.catalog_changed  # superiors' catalog subscriptions hear of it
         self._init_media()
+        self.tracer = TraceHub(self.endpoint, wall=self.wall, address_of=self._address_of)  # gb28181 trace
+
+    def _address_of(self, device_id: str) -> str | None:
+        device = self.devices.devices.get(device_id)
+        return device.address if device is not None else None
+
+    def trace_note(self, req: Request | None, text: str) -> None:
+        """Why ``req`` is answered as it is, for a running ``gb28181 trace`` (free when none runs). The lean lane
+        passes no request: it steps aside while any tap, a trace's included, is on the endpoint."""
+        if req is not None and self.tracer.watchers:
+            self.tracer.note(req, text)
 
     def count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
@@ -280,18 +293,21 @@ class Platform(UpstreamDriver):
             if req.method == "REGISTER":
                 if "authorization" in req.headers:
                     return None
-                limited = self._register_limited(req.from_.user or "", peer)
+                limited = self._register_limited(req.from_.user or "", peer, req=req)
                 if limited is not None:
                     return limited
                 d = self.registrar.decide(req, self.wall())
                 if d.status == 200:  # not reachable without credentials; keep the durable path if it ever is
                     return None
                 self._note_register(d, peer)
+                if self.tracer.watchers:  # a trace runs: say why (free otherwise)
+                    self.tracer.note(req, _register_note(d))
                 return StatelessAnswer(d.status, list(d.headers))
             if req.method == "MESSAGE" and b"Keepalive" in req.body:
                 if self._superior(req.from_.user or "", peer) is not None:
                     return None  # a superior's MESSAGE: served in _on_message
-                return self._screen_message(req.from_.user or "", req.content_type, req.body, peer)[0]  # None: not one
+                user = req.from_.user or ""
+                return self._screen_message(user, req.content_type, req.body, peer, req)[0]  # None: not one
             return None
         except RemoteProtocolError:
             raise  # a malformed header: the endpoint answers 400
@@ -354,25 +370,31 @@ class Platform(UpstreamDriver):
         if d.status != 200 and d.outcome != "challenged":
             log.info("REGISTER %s from %s: %d %s (%s)", d.device_id, peer, d.status, d.outcome, d.detail)
 
-    def _register_limited(self, user: str, peer: Peer, keep: bool = False) -> StatelessAnswer | None:
+    def _register_limited(
+        self, user: str, peer: Peer, keep: bool = False, req: Request | None = None
+    ) -> StatelessAnswer | None:
         """The per-(source, ID) REGISTER rate limit (gb28181.guard): 503 + Retry-After when exceeded."""
         wait = self.guard.register_wait(peer.host, user, self.mono())
         if not wait:
             return None
         self.count("ratelimit:register")
+        self.trace_note(req, f"rate limited: retry in {retry_after(wait)} s")
         if self.guard.register_buckets.first_refusal:
             log.warning("REGISTER %s from %s: rate limit exceeded; answering 503 for %.1f s", user, peer, wait)
         return StatelessAnswer(503, [("Retry-After", retry_after(wait))], keep=keep)
 
-    def _register_guarded(self, user: str, authorized: bool, peer: Peer) -> StatelessAnswer | None:
+    def _register_guarded(
+        self, user: str, authorized: bool, peer: Peer, req: Request | None = None
+    ) -> StatelessAnswer | None:
         """Rate limit, then lockout: a locked (source, ID) gets the 403 a wrong password gets (no oracle)."""
-        limited = self._register_limited(user, peer, keep=authorized)
+        limited = self._register_limited(user, peer, keep=authorized, req=req)
         if limited is not None or not authorized:
             return limited
         left = self.guard.locked(peer.host, user, self.mono())
         if not left:
             return None
         self.count("register:locked-out")
+        self.trace_note(req, f"locked out: {left:.0f} s left (answered as a wrong password)")
         log.info("REGISTER %s from %s: 403, locked out for %.0f s more", user, peer, left)
         return StatelessAnswer(403, keep=True)
 
@@ -388,12 +410,14 @@ class Platform(UpstreamDriver):
 
     def _on_register(self, event: RequestReceived) -> None:
         req = event.request
-        refused = self._register_guarded(req.from_.user or "", "authorization" in req.headers, event.peer)
+        refused = self._register_guarded(req.from_.user or "", "authorization" in req.headers, event.peer, req)
         if refused is not None:
             self.endpoint.reply(event, refused.status, headers=refused.headers, now=self.mono())
             return
         d: Decision = self.registrar.decide(event.request, self.wall())
         self._note_register(d, event.peer)
+        if d.status != 200 and self.tracer.watchers:
+            self.tracer.note(event.request, _register_note(d))
         self._guard_outcome(d, event.peer)
         if d.status != 200:
             self.endpoint.reply(event, d.status, headers=list(d.headers), now=self.mono())
@@ -403,15 +427,23 @@ class Platform(UpstreamDriver):
         def reply(status: int, headers: list[tuple[str, str]]) -> None:
             self._reply_late(event, status, headers)
 
-        self._start_commit(d, event.peer, local, req.headers.get("user-agent") or "", reply)
+        self._start_commit(d, event.peer, local, req.headers.get("user-agent") or "", reply, req)
 
-    def _start_commit(self, d: Decision, peer: Peer, local: str, agent: str, reply: Callable[..., None]) -> None:
-        task = asyncio.get_running_loop().create_task(self._commit_register(d, peer, local, agent, reply))
+    def _start_commit(
+        self, d: Decision, peer: Peer, local: str, agent: str, reply: Callable[..., None], req: Request | None = None
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(self._commit_register(d, peer, local, agent, reply, req))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _commit_register(
-        self, d: Decision, peer: Peer, local: str, agent: str, reply: Callable[[int, list[tuple[str, str]]], None]
+        self,
+        d: Decision,
+        peer: Peer,
+        local: str,
+        agent: str,
+        reply: Callable[[int, list[tuple[str, str]]], None],
+        req: Request | None = None,
     ) -> None:
         """The 200 goes out only once the registration is durable (group commit); ``reply`` sends an answer."""
         reg = Registration(
@@ -430,8 +462,14 @@ class Platform(UpstreamDriver):
             await self.devices.register(reg, str(peer))
         except StoreError as exc:
             self.count("register:store-error")
-            log.error("REGISTER %s from %s: not stored (%s); answered 500", d.device_id, peer, exc)
-            reply(500, [("Retry-After", "60")])
+            if exc.kind in STORAGE_KINDS:  # disk full, database locked: the store's WriteHealth logged it once
+                status, headers = storage_refusal(exc.kind)
+                log.debug("REGISTER %s from %s: not stored (%s); answered %d", d.device_id, peer, exc, status)
+            else:
+                status, headers = 500, [("Retry-After", "60")]
+                log.error("REGISTER %s from %s: not stored (%s); answered 500", d.device_id, peer, exc)
+            self.trace_note(req, f"not stored: storage {exc.kind}")
+            reply(status, headers)
             return
         except Exception:  # the error boundary of this task: answer, log, keep serving
             self.count("internal-error")
@@ -439,6 +477,8 @@ class Platform(UpstreamDriver):
             reply(500, [])
             return
         log.info("REGISTER %s from %s: 200 %s expires=%s", d.device_id, peer, d.outcome, d.expires)
+        if self.tracer.watchers:
+            self.trace_note(req, f"{d.outcome}, expires {d.expires}" if d.expires else d.outcome)
         reply(200, list(d.headers))
         self._subscriptions_follow(d.device_id, fresh, bool(d.expires))
         if not d.expires:
@@ -478,7 +518,7 @@ class Platform(UpstreamDriver):
         self.flush()
 
     def _screen_message(
-        self, user: str, content_type: str | None, body: bytes, peer: Peer
+        self, user: str, content_type: str | None, body: bytes, peer: Peer, req: Request | None = None
     ) -> tuple[StatelessAnswer | None, Envelope | None]:
         """The checks every MESSAGE passes, and the whole handling of a keepalive. Returns the answer when that is
         all there is to do (a refusal, or a keepalive taken), else the envelope for the caller to go on with."""
@@ -488,37 +528,42 @@ class Platform(UpstreamDriver):
         wait = 0.0 if answering else self.guard.message_wait(peer.host, user, self.mono())
         if wait:
             self.count("ratelimit:message")
+            self.trace_note(req, f"rate limited: retry in {retry_after(wait)} s")
             if self.guard.message_buckets.first_refusal:
                 log.warning("MESSAGE from %s (%s): rate limit exceeded; answering 503 for %.1f s", user, peer, wait)
             return StatelessAnswer(503, [("Retry-After", retry_after(wait))]), None
         if not self.devices.is_registered(user):
             # DECISIONS.md: 403 for any device not currently registered; real devices then re-register.
             self.count("message:not-registered")
+            self.trace_note(req, "not registered")
             log.info("MESSAGE from %s (%s) refused 403: not registered", user, peer)
             return StatelessAnswer(403), None
         if (content_type or "") != "application/manscdp+xml":
             self.count("message:unsupported-type")
+            self.trace_note(req, f"unsupported Content-Type {content_type or '(none)'}")
             return StatelessAnswer(415, [("Accept", "Application/MANSCDP+xml")]), None
         if is_plain_keepalive(body):  # the common shape, known well-formed without lxml (the codec's test)
-            return self._keepalive(user, peer), None
+            return self._keepalive(user, peer, req), None
         try:
             # The codec's parse: strict first, then the known repairs (bare &, NUL, junk in Address...), so a
             # repairable body is taken here as the codec would take it, and read once (decode_parsed below).
             env = manscdp_envelope(parse_manscdp(body))
         except ManscdpError as exc:
             self.count("message:bad-xml")
+            self.trace_note(req, f"unreadable MANSCDP: {exc.reason}")
             log.info("MESSAGE from %s (%s): unreadable MANSCDP (%s); raw %r", user, peer, exc.reason, exc.raw[:300])
             # The parser's message goes in a Warning, sanitised: it must never break the status line.
             return StatelessAnswer(400, [("Warning", warning_value(exc.reason))], "Bad MANSCDP Body"), None
         if env.cmd_type == "Keepalive":
-            return self._keepalive(user, peer), env
+            return self._keepalive(user, peer, req), env
         return None, env
 
-    def _keepalive(self, user: str, peer: Peer) -> StatelessAnswer:
+    def _keepalive(self, user: str, peer: Peer, req: Request | None = None) -> StatelessAnswer:
         self.count("keepalive")
         refused = self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
         if refused is not None:
             self.count("keepalive:refused")
+            self.trace_note(req, refused)
             log.info("keepalive from %s (%s) refused 403: %s", user, peer, refused)
             return StatelessAnswer(403)
         return StatelessAnswer(200)
@@ -536,7 +581,7 @@ class Platform(UpstreamDriver):
         if (link := self._superior(user, peer)) is not None:  # DECISIONS.md: superiors are served
             self._on_superior_message(event, link)
             return
-        answer, env = self._screen_message(user, req.content_type, req.body, peer)
+        answer, env = self._screen_message(user, req.content_type, req.body, peer, req)
         if answer is not None or env is None:
             answer = answer or StatelessAnswer(500)
             self.endpoint.reply(event, answer.status, answer.reason, headers=answer.headers, now=now)
@@ -1174,11 +1219,14 @@ async def run(
     stop: asyncio.Event | None = None,
     tick: float = 1.0,
     batch_interval: float = 1.0,
+    store: SqliteStore | None = None,
 ) -> int:
-    """Run the platform until SIGTERM/SIGINT (or ``stop``). Returns a process exit code."""
+    """Run the platform until SIGTERM/SIGINT (or ``stop``). Returns a process exit code. ``store``: a registry the
+    caller built on ``cfg.registry.database`` (tests: a short busy_timeout, a size limit); run() opens and closes
+    it."""
     try:
         sec = load_secrets(cfg)
-        store = SqliteStore(cfg.registry.database)
+        store = store or SqliteStore(cfg.registry.database)
         await store.open()
     except StoreError as exc:
         log.error("cannot open the registry %s: %s", cfg.registry.database, exc)
@@ -1281,6 +1329,14 @@ def _media_backend(cfg: Config) -> MediaBackend:
     if media.backend != "embedded":
         raise ValueError(f"[media] backend {media.backend!r} needs run() (it owns the HTTP session)")
     return make_backend(media, None, host=media.bind)
+
+
+def _register_note(d: Decision) -> str:
+    """A REGISTER refusal as a trace shows it: ``challenge``, ``wrong password``, ``too brief: ...``."""
+    if d.outcome == "challenged":
+        return "challenge"
+    what = d.outcome.replace("-", " ")
+    return f"{what}: {d.detail}" if d.detail and d.detail.replace(" ", "-") != d.outcome else what
 
 
 def _address(peer: Peer) -> str:

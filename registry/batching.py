@@ -206,5 +206,7 @@ class PeriodicBatcher(Generic[T]):
             await self._sleep(self.interval)
             try:
                 await self.flush_now()
+            except StoreError as exc:  # the store's WriteHealth logs the episode once; the items are retried
+                log.debug("periodic flush failed (%s); %d items kept for the next one", exc, len(self._pending))
             except Exception:
                 log.exception("periodic flush failed; %d items kept for the next one", len(self._pending))

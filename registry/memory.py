@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from registry.health import WriteHealth
 from registry.models import (
     OFFLINE,
     ONLINE,
@@ -35,6 +36,7 @@ from registry.models import to_millis as _ms
 
 class MemoryStore:
     def __init__(self) -> None:
+        self.health = WriteHealth()  # never fails: always "ok" (the same surface as the SQLite store)
         self._devices: dict[str, Device] = {}
         self._events: list[StatusEvent] = []
         self._channels: dict[str, dict[str, Channel]] = {}  # device ID -> channel ID -> channel

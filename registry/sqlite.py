@@ -22,12 +22,14 @@ import json
 import operator
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
 
+from registry.health import WriteHealth
 from registry.migrations import MIGRATIONS, Migration, SchemaTooNew, migrate
 from registry.models import (
     EVENT_NAMES,
@@ -56,7 +58,7 @@ from registry.models import (
     kind_code,
     to_millis,
 )
-from registry.store import StoreError
+from registry.store import BUSY, CORRUPT, FULL, IO, OTHER, StoreError
 
 # Columns of the devices table, in Device field order (tests check they cover every Device field).
 DEVICE_COLUMNS: tuple[str, ...] = (
@@ -202,12 +204,20 @@ _WHAT = {
 }
 
 
+# Primary result codes -> StoreError kinds (registry/store.py).
+_KIND = {13: FULL, 5: BUSY, 6: BUSY, 3: IO, 8: IO, 10: IO, 14: IO, 11: CORRUPT, 26: CORRUPT}
+
+
 def store_error(exc: BaseException, op: str, path: str) -> StoreError:
-    """A StoreError naming the operation, the file and the cause of a sqlite3 error."""
+    """A StoreError naming the operation, the file and the cause of a sqlite3 error, with its kind."""
     code = getattr(exc, "sqlite_errorcode", None)
-    what = _WHAT.get(code & 0xFF) if isinstance(code, int) else None
+    primary = code & 0xFF if isinstance(code, int) else None
+    what = _WHAT.get(primary) if primary is not None else None
     detail = f"{what} ({exc})" if what else str(exc)
-    return StoreError(f"{op} on {path}: {detail}")
+    kind = _KIND.get(primary, OTHER) if primary is not None else OTHER
+    if kind == OTHER and "database is locked" in str(exc):  # raised by the sqlite3 module without a code
+        kind = BUSY
+    return StoreError(f"{op} on {path}: {detail}", kind)
 
 
 def _device_row(d: Device) -> tuple[Any, ...]:
@@ -344,6 +354,7 @@ class SqliteStore:
         synchronous: str = "FULL",
         busy_timeout: float = 5.0,
         migrations: Sequence[Migration] = MIGRATIONS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
             raise ValueError(f"synchronous must be one of {_SYNC_MODES}, not {synchronous!r}")
@@ -353,6 +364,8 @@ class SqliteStore:
         self._migrations = tuple(migrations)
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._clock = clock
+        self.health = WriteHealth()  # storage errors of writes, by episode (logged once each)
 
     async def __aenter__(self) -> SqliteStore:
         await self.open()
@@ -436,8 +449,20 @@ class SqliteStore:
                 except sqlite3.Error:
                     pass  # no transaction left (SQLite rolled back itself: disk full, I/O error); report the cause
                 if isinstance(e, sqlite3.Error):
-                    raise store_error(e, op, self.path) from e
+                    error = store_error(e, op, self.path)
+                    self.health.failed(error, self._clock(), op)
+                    raise error from e
                 raise
+            if not self.health.ok:
+                self.health.succeeded(self._clock(), op)
+
+    async def limit_pages(self, pages: int) -> int:
+        """Cap the database at ``pages`` pages on this connection (``PRAGMA max_page_count``): a write that would
+        grow the file past it fails with SQLITE_FULL exactly as on a full disk. SQLite never sets it below the
+        current size; returns the limit in force. Used to reproduce a full disk without root (tests, drills)."""
+        async with self._read("limit_pages") as db:
+            rows = list(await db.execute_fetchall(f"PRAGMA max_page_count = {int(pages)}"))
+        return int(rows[0][0])
 
     # devices
     async def get_device(self, device_id: str) -> Device | None:

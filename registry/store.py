@@ -4,7 +4,7 @@ one contract suite (tests/registry/) runs against every implementation."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from registry.models import (
     Alarm,
@@ -18,12 +18,32 @@ from registry.models import (
     StatusEvent,
 )
 
+if TYPE_CHECKING:
+    from registry.health import WriteHealth
+
+
+# StoreError kinds: what failed, so callers can answer (a REGISTER gets 503 + Retry-After on FULL or BUSY) and
+# operators can read it. Storage kinds open an episode in registry.health.WriteHealth; OTHER does not.
+FULL = "full"  # SQLITE_FULL: disk full, or the database size limit (PRAGMA max_page_count) reached
+BUSY = "busy"  # SQLITE_BUSY / SQLITE_LOCKED: another connection or process holds the lock past busy_timeout
+IO = "io"  # SQLITE_IOERR, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM: the file cannot be written
+CORRUPT = "corrupt"  # SQLITE_CORRUPT, SQLITE_NOTADB
+OTHER = "other"  # a constraint, a closed store, an overloaded queue: not the storage's health
+STORAGE_KINDS = frozenset({FULL, BUSY, IO, CORRUPT})
+
 
 class StoreError(Exception):
-    """Storage failed (disk full, corrupt file, locked database): the operation did not happen."""
+    """Storage failed (disk full, corrupt file, locked database): the operation did not happen. ``kind`` says
+    why (FULL, BUSY, IO, CORRUPT or OTHER)."""
+
+    def __init__(self, message: str, kind: str = OTHER) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class RegistryStore(Protocol):
+    health: WriteHealth  # storage errors of writes, by episode (registry/health.py)
+
     async def open(self) -> None:
         """Create or migrate the schema; safe to call on an existing database."""
 

@@ -14,6 +14,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sip.dialog import DIALOG_METHODS, Dialog, DialogTable
 from sip.errors import LocalProtocolError, RemoteProtocolError
@@ -105,10 +106,21 @@ __all__ = [
     "RequestReceived",
     "ResponseReceived",
     "StatelessAnswer",
+    "Tap",
     "TransactionFailed",
     "Transmit",
     "TxKey",
 ]
+
+
+class Tap(Protocol):
+    """Sees an endpoint's traffic (a live trace, a conformance run): every message it parsed, as it is dispatched,
+    and every batch of transmits as the adapter takes them. Taps must not raise. With none added, each of the two
+    hooks costs one truthiness test."""
+
+    def received(self, message: Request | Response, peer: Peer, now: float) -> None: ...
+
+    def sent(self, transmits: list[Transmit]) -> None: ...
 
 
 class Endpoint:
@@ -161,6 +173,15 @@ class Endpoint:
         }
         # Set by the IO adapter when it cannot keep up (event-loop lag): new requests then get 503 + Retry-After.
         self.overloaded = False
+        self.taps: tuple[Tap, ...] = ()  # add_tap / remove_tap
+
+    def add_tap(self, tap: Tap) -> None:
+        """Let ``tap`` see every message received and sent from now on (once, however often added)."""
+        if tap not in self.taps:
+            self.taps = (*self.taps, tap)
+
+    def remove_tap(self, tap: Tap) -> None:
+        self.taps = tuple(t for t in self.taps if t is not tap)
 
     # ------------------------------------------------------------------ adapter side
     def receive(self, data: bytes, peer: Peer, now: float, local: tuple[str, int] | None = None) -> None:
@@ -191,7 +212,8 @@ class Endpoint:
                     return
                 self._dispatch(msg, peer, now, local)
             return
-        if self._fast is not None and len(data) <= FAST_MAX_DATAGRAM and not self.tapped:
+        # The lane steps aside while a tap (a trace) watches: taps see parsed messages, and only the full path has them.
+        if self._fast is not None and len(data) <= FAST_MAX_DATAGRAM and not self.taps:
             lite = peek(data, self.config.limits.max_headers)
             if lite is not None and self._fast_lane(lite, peer, now, local):
                 return
@@ -205,11 +227,6 @@ class Endpoint:
             self._reject_raw(data, peer, exc)
             return
         self._dispatch(msg, peer, now, local)
-
-    @property
-    def tapped(self) -> bool:
-        """Whether something watches every message (a trace): the lean lane then steps aside. Subclasses say."""
-        return False
 
     def _fast_lane(self, lite: Lite, peer: Peer, now: float, local: tuple[str, int] | None) -> bool:
         """Offer ``lite`` to the ``fast`` hook. False: the full path takes the datagram (parsed from scratch)."""
@@ -284,6 +301,9 @@ class Endpoint:
 
     def outgoing(self) -> list[Transmit]:
         out, self._out = self._out, []
+        if self.taps and out:
+            for tap in self.taps:
+                tap.sent(out)
         return out
 
     def has_pending(self) -> bool:
@@ -453,6 +473,9 @@ class Endpoint:
     # ------------------------------------------------------------------ internals: requests
     def _dispatch(self, msg: Request | Response, peer: Peer, now: float, local: tuple[str, int] | None) -> None:
         self.stats["received"] += 1
+        if self.taps:
+            for tap in self.taps:
+                tap.received(msg, peer, now)
         try:
             if isinstance(msg, Request):
                 self._on_request(msg, peer, now, local)

@@ -44,6 +44,7 @@ from typing import Any
 from aiohttp import web
 
 from gb28181.admin import audit, zlm_hooks
+from gb28181.admin.trace_route import stream_trace
 from gb28181.admin.views import apply_settings, device_json, event_json, iso, parse_time
 from gb28181.channel_csv import CsvImportError, export_csv, parse_csv, plan
 from gb28181.channels import channel_json
@@ -58,6 +59,7 @@ from gb28181.reports.quality import offenders_csv
 from gb28181.reports.render import FORMATS, Report, annotation_json, ids_json, online_json, render, report_json
 from gb28181.sessions import SessionError
 from gb28181.sn import QueryError
+from registry.health import WriteHealth
 from registry.models import SHARE_ALL, VIDEO, Device, Share
 from registry.store import StoreError
 
@@ -128,6 +130,7 @@ class AdminApi:
         app.router.add_get("/api/reports/report", self.report)
         app.router.add_get("/api/reports/quality", self.report_quality)
         app.router.add_post("/api/devices/{id}/conformance", self.conformance)  # operator role (POST)
+        app.router.add_post("/api/devices/{id}/trace", self.trace)  # operator role (POST); NDJSON stream
         zlm_hooks.mount(app, getattr(self.platform, "zlm_hooks", None))  # /zlm/hook/{name}, its own secret
         self._media_routes(app)
         return app
@@ -409,8 +412,13 @@ class AdminApi:
                 "counters": dict(sorted({**self.platform.counters, **self.devices.counters}.items())),
                 "sip": dict(self.platform.endpoint.stats),
                 "lockouts": len(self.platform.guard.lockouts(self.platform.mono())),
+                "storage": self._storage().as_json(self.platform.mono()),
             }
         )
+
+    def _storage(self) -> WriteHealth:
+        """The registry's write health (disk full, database locked; registry/health.py)."""
+        return getattr(self.platform.store, "health", None) or WriteHealth()
 
     async def metrics(self, request: web.Request) -> web.Response:
         """The platform's figures in the Prometheus text format (0.0.4), behind the same bearer token as /api/
@@ -441,6 +449,7 @@ class AdminApi:
             "# HELP gb28181_media_sessions Media sessions open now.",
             "# TYPE gb28181_media_sessions gauge",
             f"gb28181_media_sessions {len(media.list()) if media is not None else 0}",
+            *_storage_metrics(self._storage()),
         ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip
@@ -872,6 +881,10 @@ class AdminApi:
             return self._query_error(exc)
         return web.json_response(report.json())
 
+    async def trace(self, request: web.Request) -> web.StreamResponse:
+        """A device's SIP exchanges, live, as NDJSON (gb28181/admin/trace_route.py)."""
+        return await stream_trace(request, self.platform, self.tz)
+
 
 def _share_json(s: Share, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
     return {
@@ -881,6 +894,23 @@ def _share_json(s: Share, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
         "name": s.as_name,
         "created_at": iso(s.created_at, tz),
     }
+
+
+def _storage_metrics(health: WriteHealth) -> list[str]:
+    """Registry write errors by kind (full, busy, io, corrupt) and whether writes are failing now."""
+    return [
+        "# HELP gb28181_storage_errors_total Registry writes failed by storage error kind (full, busy, io, corrupt).",
+        "# TYPE gb28181_storage_errors_total counter",
+        *(f'gb28181_storage_errors_total{{kind="{kind}"}} {health.errors.get(kind, 0)}'
+          for kind in sorted({"full", "busy", *health.errors})),
+        "# HELP gb28181_storage_failing 1 while registry writes fail (an episode of that kind), else 0.",
+        "# TYPE gb28181_storage_failing gauge",
+        *(f'gb28181_storage_failing{{kind="{kind}"}} {int(health.kind == kind)}'
+          for kind in sorted({"full", "busy", *health.errors})),
+        "# HELP gb28181_storage_episodes_total Storage error episodes (writes failing, then succeeding again).",
+        "# TYPE gb28181_storage_episodes_total counter",
+        f"gb28181_storage_episodes_total {health.episodes}",
+    ]  # fmt: skip
 
 
 def _label(value: str) -> str:

@@ -1,8 +1,8 @@
 """A bounded per-device SIP trace for conformance runs: every request and response to or from the device under
 test, as parsed messages with their time, while a run is active (issue 11).
 
-``TracingEndpoint`` is the platform's endpoint with one tap on its way in (parsed messages) and one on its way out
-(the bytes it sends); with no trace armed both cost one attribute test.
+``TracingEndpoint`` is the platform's endpoint, tapped (``sip.endpoint.Tap``) on its way in (parsed messages) and
+on its way out (the bytes it sends) while a trace is armed; with none armed no tap is added.
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ def _truncated(message: Request | Response) -> Request | Response:
 
 
 class TracingEndpoint(Endpoint):
-    """The platform's SIP endpoint with taps for the traces armed on it (one per device under test)."""
+    """The platform's SIP endpoint with the traces armed on it (one per device under test), seen through the
+    endpoint's public tap (``Endpoint.add_tap``): the endpoint itself is the tap while a trace is armed, and
+    no tap is added while none is."""
 
     clock: Callable[[], float] = staticmethod(lambda: 0.0)  # set by the composition root (the platform's mono)
 
@@ -89,36 +91,30 @@ class TracingEndpoint(Endpoint):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.traces: dict[str, Trace] = {}
 
-    @property
-    def tapped(self) -> bool:
-        """A traced device's messages must all pass _dispatch: the lean lane steps aside while a trace is armed."""
-        return bool(self.traces)
-
     def arm(self, trace: Trace) -> None:
         self.traces[trace.device_id] = trace
+        self.add_tap(self)
 
     def disarm(self, trace: Trace) -> None:
         if self.traces.get(trace.device_id) is trace:
             del self.traces[trace.device_id]
+        if not self.traces:
+            self.remove_tap(self)
 
-    def _dispatch(self, msg: Request | Response, peer: Peer, now: float, local: tuple[str, int] | None) -> None:
-        if self.traces:
-            for trace in list(self.traces.values()):
-                trace.record("in", msg, peer, now)
-        super()._dispatch(msg, peer, now, local)  # type: ignore[misc]
+    # the Tap protocol (sip.endpoint.Tap)
+    def received(self, message: Request | Response, peer: Peer, now: float) -> None:
+        for trace in list(self.traces.values()):
+            trace.record("in", message, peer, now)
 
-    def outgoing(self) -> list[Transmit]:
-        out = super().outgoing()
-        if self.traces and out:
-            now = self.clock()
-            for item in out:
-                wanted = [t for t in self.traces.values() if t.device_id.encode() in item.data]
-                if not wanted or item.close:
-                    continue
-                try:
-                    msg = parse_message(item.data)
-                except RemoteProtocolError:
-                    continue
-                for trace in wanted:
-                    trace.record("out", msg, item.peer, now)
-        return out
+    def sent(self, transmits: list[Transmit]) -> None:
+        now = self.clock()
+        for item in transmits:
+            wanted = [t for t in self.traces.values() if t.device_id.encode() in item.data]
+            if not wanted or item.close:
+                continue
+            try:
+                msg = parse_message(item.data)
+            except RemoteProtocolError:
+                continue
+            for trace in wanted:
+                trace.record("out", msg, item.peer, now)

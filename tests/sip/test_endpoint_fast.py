@@ -4,11 +4,11 @@ Timer J = 64*T1 on UDP); everything the hook declines, and every unusual shape, 
 
 from __future__ import annotations
 
-from sip.endpoint import DEFER, Endpoint, EndpointConfig, Peer, RequestReceived, StatelessAnswer
+from sip.endpoint import DEFER, Peer, RequestReceived, StatelessAnswer
 from sip.lite import Lite
 from sip.message import Response
 from sip.parser import parse_message
-from tests.sip.fakes import FAST, LOCAL, Harness, raw_request
+from tests.sip.fakes import FAST, Harness, raw_request
 
 NAT = Peer("UDP", "203.0.113.5", 40000)
 AUTH = (("Authorization", 'Digest username="x", realm="r", nonce="n", uri="sip:a", response="0"'),)
@@ -101,23 +101,29 @@ def test_when_overloaded_new_requests_get_the_full_paths_503_but_answers_to_a_ch
     assert statuses(h) == [401] and len(hook.offered) == 1
 
 
-class TappedEndpoint(Endpoint):
-    tap = True
+class Watcher:
+    """A tap (sip.endpoint.Tap) that only counts."""
 
-    @property
-    def tapped(self) -> bool:
-        return self.tap
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def received(self, message: object, peer: Peer, now: float) -> None:
+        self.seen += 1
+
+    def sent(self, transmits: list) -> None:
+        pass
 
 
-def test_a_tapped_endpoint_sends_everything_through_the_full_path() -> None:
+def test_while_a_tap_watches_everything_takes_the_full_path_where_the_tap_sees_it() -> None:
     hook = Hook(StatelessAnswer(200))
-    endpoint = TappedEndpoint(EndpointConfig(timers=FAST, default_local=LOCAL), fast=hook)
-    h = Harness(endpoint)
+    h = Harness.make(fast=hook)
+    tap = Watcher()
+    h.endpoint.add_tap(tap)
     h.recv(raw_request("REGISTER"))
-    assert hook.offered == [] and isinstance(h.events()[0], RequestReceived)
-    endpoint.tap = False
+    assert hook.offered == [] and isinstance(h.events()[0], RequestReceived) and tap.seen == 1
+    h.endpoint.remove_tap(tap)
     h.recv(raw_request("REGISTER", branch="z9hG4bK-2"))
-    assert len(hook.offered) == 1
+    assert len(hook.offered) == 1 and tap.seen == 1
 
 
 def test_without_rport_the_answer_goes_to_the_sent_by_port() -> None:
