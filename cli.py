@@ -984,6 +984,10 @@ def report(period: str, day: str, fmt: str, level: int, output: str | None, as_j
 @click.option("--shared-socket", is_flag=True, help="All UDP devices on one socket (no fd limit; one address).")
 @click.option("--bind", help="Local address for the devices' sockets (default: loopback for a loopback server).")
 @click.option("--no-progress", is_flag=True, help="No progress line.")
+@click.option("--audio-outputs", type=click.IntRange(0, 9), default=0, show_default=True,
+              help="Voice outputs (137 channels, voice broadcast) per device.")
+@click.option("--max-streams", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Media streams a channel sends at once; beyond, INVITEs get 486 (0: no limit).")
 @json_option
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def simulate(server: str, transport: str | None, as_json: bool, log_level: str, no_progress: bool, **opts: Any) -> None:
