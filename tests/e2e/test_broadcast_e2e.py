@@ -92,6 +92,29 @@ async def test_broadcast_to_the_simulator_is_heard_for_the_wav_duration(tmp_path
 class TalkDevice(RawDevice):
     """A raw device that can also answer the platform's audio: its own UDP socket for RTP."""
 
+    async def invite_for_audio(self, media: str) -> tuple[dict[str, str], dict[str, str], sdp.SessionDescription]:
+        """INVITE the platform for the broadcast audio (Hikvision style: PCMA + PS, y=), take the 200, ACK it;
+        returns our INVITE's fields, the 200's fields and its SDP."""
+        offer = (f"v=0\r\no={RAW_DEVICE} 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n{media}"
+                 "a=rtpmap:8 PCMA/8000\r\na=rtpmap:96 PS/90000\r\ny=0200000017\r\nf=v/////a/1/8/1\r\n").encode()
+        host, sip_port = self.local
+        invite = self._request("INVITE", f"Contact: <sip:{RAW_DEVICE}@{host}:{sip_port}>\r\n"
+                               f"Subject: {SERVER_ID}:1,{RAW_DEVICE}:2\r\n", offer, "application/sdp")  # fmt: skip
+        _, invite_fields, _ = _headers(invite)
+        self._send(invite)
+        for _ in range(10):  # 100 Trying, then the 200 (answers to our earlier requests are skipped)
+            data = await asyncio.wait_for(self._responses.get(), 10)
+            _, fields, body = _headers(data)
+            if data.startswith(b"SIP/2.0 200") and fields["call-id"] == invite_fields["call-id"]:
+                break
+        assert data.startswith(b"SIP/2.0 200") and fields["cseq"].endswith("INVITE"), data[:200]
+        cseq = invite_fields["cseq"].split()[0]
+        self._send((f"ACK sip:{SERVER_ID}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {host}:{sip_port};rport;branch=z9hG4bK"
+                    f"{secrets.token_hex(6)}\r\nFrom: {invite_fields['from']}\r\nTo: {fields['to']}\r\n"
+                    f"Call-ID: {invite_fields['call-id']}\r\nCSeq: {cseq} ACK\r\nMax-Forwards: 70\r\n"
+                    "Content-Length: 0\r\n\r\n").encode())  # fmt: skip
+        return invite_fields, fields, sdp.parse(body)
+
     async def audio_socket(self) -> tuple[asyncio.Queue[bytes], int]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -158,28 +181,12 @@ async def test_raw_device_refusal_silence_and_its_own_bye(tmp_path: Path) -> Non
         queue, port = await dev.audio_socket()
         cli = asyncio.create_task(_cli(srv, "broadcast", RAW_DEVICE, wav))
         await dev.answer("Broadcast", _result("OK"))
-        offer = (f"v=0\r\no={RAW_DEVICE} 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                 f"m=audio {port} RTP/AVP 8 96\r\na=recvonly\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 PS/90000\r\n"
-                 "y=0200000017\r\nf=v/////a/1/8/1\r\n").encode()  # fmt: skip
-        host, sip_port = dev.local
-        invite = dev._request("INVITE", f"Contact: <sip:{RAW_DEVICE}@{host}:{sip_port}>\r\n"
-                              f"Subject: {SERVER_ID}:1,{RAW_DEVICE}:2\r\n", offer, "application/sdp")  # fmt: skip
-        _, invite_fields, _ = _headers(invite)
-        dev._send(invite)
-        for _ in range(5):  # 100 Trying, then the 200
-            data = await asyncio.wait_for(dev._responses.get(), 10)
-            if data.startswith(b"SIP/2.0 200"):
-                break
-        _, fields, body = _headers(data)
-        answer = sdp.parse(body)
+        invite_fields, fields, answer = await dev.invite_for_audio(f"m=audio {port} RTP/AVP 8 96\r\na=recvonly\r\n")
         m = answer.media[0]
         assert (m.kind, m.direction, m.formats, answer.ssrc) == ("audio", "sendonly", ("8",), "0200000017")
         assert fields["contact"].startswith(f"<sip:{SERVER_ID}@")
+        host, sip_port = dev.local
         cseq = invite_fields["cseq"].split()[0]
-        dev._send((f"ACK sip:{SERVER_ID}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {host}:{sip_port};rport;branch=z9hG4bK"
-                   f"{secrets.token_hex(6)}\r\nFrom: {invite_fields['from']}\r\nTo: {fields['to']}\r\n"
-                   f"Call-ID: {invite_fields['call-id']}\r\nCSeq: {cseq} ACK\r\nMax-Forwards: 70\r\n"
-                   "Content-Length: 0\r\n\r\n").encode())  # fmt: skip
         packets = [rtp.parse(await asyncio.wait_for(queue.get(), 10)) for _ in range(25)]
         assert {p.ssrc for p in packets} == {200000017} and {p.payload_type for p in packets} == {8}
         assert [p.sequence - packets[0].sequence for p in packets] == list(range(25)) and packets[0].marker
@@ -195,6 +202,29 @@ async def test_raw_device_refusal_silence_and_its_own_bye(tmp_path: Path) -> Non
         assert row["reason"] == "the device ended the broadcast (BYE)" and 25 <= row["packets"] < 150
         rc, sessions, _ = await _cli(srv, "sessions")
         assert sessions == []
+
+        # 4. TCP, the device connecting (its setup:active; --transport tcp-passive asks for exactly that): RFC 4571
+        #    frames until the end of the file, then our BYE (the raw device answers every request 200)
+        short = str(_tone(0.5, tmp_path / "short.wav"))
+        cli = asyncio.create_task(_cli(srv, "broadcast", RAW_DEVICE, short, "--transport", "tcp-passive"))
+        await dev.answer("Broadcast", _result("OK"))
+        _, _, answer = await dev.invite_for_audio("m=audio 9 TCP/RTP/AVP 8 96\r\na=setup:active\r\n"
+                                                  "a=connection:new\r\na=recvonly\r\n")  # fmt: skip
+        m = answer.media[0]
+        assert m.proto == "TCP/RTP/AVP" and m.setup == "passive" and answer.media_address == "127.0.0.1"
+        reader, writer = await asyncio.open_connection("127.0.0.1", m.port)
+        decoder, frames = rtp.Rfc4571Decoder(), []
+        for _ in range(1000):
+            data = await asyncio.wait_for(reader.read(4096), 10)
+            if not data:
+                break
+            frames += decoder.feed(data)
+        writer.close()
+        assert len(frames) == 25 and {rtp.parse(f).ssrc for f in frames} == {200000017}
+        rc, row, err = await cli
+        assert rc == 0 and row["reason"] == "end of file" and row["transport"] == "tcp-passive", err
+        bye = await dev.next_request(10)
+        assert bye.startswith(b"BYE "), bye[:100]
     finally:
         dev.close()
         await srv.stop()
