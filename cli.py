@@ -1013,6 +1013,10 @@ def report(period: str, day: str, fmt: str, level: int, output: str | None, as_j
 @click.option("--shared-socket", is_flag=True, help="All UDP devices on one socket (no fd limit; one address).")
 @click.option("--bind", help="Local address for the devices' sockets (default: loopback for a loopback server).")
 @click.option("--no-progress", is_flag=True, help="No progress line.")
+@click.option("--audio-outputs", type=click.IntRange(0, 9), default=0, show_default=True,
+              help="Voice outputs (137 channels, voice broadcast) per device.")
+@click.option("--max-streams", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Media streams a channel sends at once; beyond, INVITEs get 486 (0: no limit).")
 @json_option
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def simulate(server: str, transport: str | None, as_json: bool, log_level: str, no_progress: bool, **opts: Any) -> None:
@@ -1209,6 +1213,42 @@ def playback_control(ident: str, action: str, value: float | None, as_json: bool
     _done(row, as_json, f"{action} sent to session {row['id']} ({'paused' if row['paused'] else 'playing'}, "
           f"scale {row['scale']:g})")  # fmt: skip
 
+
+
+@main.command()
+@click.argument("device_id", metavar="DEVICE")
+@click.argument("wav", metavar="FILE.wav", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--channel", help="The 137 voice output, or DEVICE itself for all its outputs (default: its only one).")
+@click.option("--transport", type=click.Choice(TRANSPORTS),
+              help="Refuse the device's audio INVITE unless it offers this (platform's side); default: as it offers.")
+@click.option("--no-wait", is_flag=True, help="Return once the audio flows (end it with: gb28181 stop SESSION).")
+@json_option
+@admin_option
+@db_option
+def broadcast(device_id: str, wav: str, channel: str | None, transport: str | None, no_wait: bool, as_json: bool,
+              admin_url: str, db: str) -> None:  # fmt: skip
+    """Voice broadcast of FILE.wav to DEVICE (GB/T 28181 §9.12): Notify Broadcast, the device INVITEs us for audio,
+    G.711 A-law RTP in real time, BYE at the end. FILE.wav: PCM 8- or 16-bit, mono or stereo, 8000 Hz."""
+    try:
+        data = Path(wav).read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {wav}: {exc.strerror}") from exc
+    query = {k: v for k, v in {"channel": channel, "transport": transport, "wait": "0" if no_wait else "1"}.items()
+             if v is not None}  # fmt: skip
+    # the platform answers when the file has been sent (an hour at most, gb28181/media/wav.py) or once it flows
+    answer = _client(admin_url, db).raw("POST", f"/api/devices/{urllib.parse.quote(device_id)}/broadcast", data,
+                                        "audio/wav", query, timeout=120 if no_wait else 3720)  # fmt: skip
+    row = json.loads(answer)
+    if row.get("error"):
+        raise click.ClickException(f"broadcast {row['id']} to {row['channel']}: {row['reason']}")
+    if no_wait:
+        text = (f"broadcast {row['id']} to {row['channel']} of {row['device_id']}: {row['seconds']:g} s over "
+                f"{row['transport']}, SSRC {row['ssrc']}\nstop it with: gb28181 stop {row['id']}")
+    else:
+        text = (f"broadcast {row['id']} to {row['channel']} of {row['device_id']}: {row['sent_seconds']:g} of "
+                f"{row['seconds']:g} s sent ({row['packets']} packets over {row['transport']}, SSRC {row['ssrc']}); "
+                f"{row['reason'] or row['state']}")
+    _done(row, as_json, text)
 
 # ---------------------------------------------------------------------------------------------- hardening (issue 9)
 @main.command()

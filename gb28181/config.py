@@ -291,6 +291,7 @@ class MediaConfig:
     invite_timeout: float = 10.0  # seconds a device has to answer an INVITE finally; then CANCEL
     no_media_timeout: float = 10.0  # seconds without RTP (after the 200 OK, or since the last packet); then BYE
     live_url_ttl: int = 300  # seconds a signed /live URL may be opened after it was issued
+    voice_input: str = ""  # SourceID of voice broadcasts (§9.12): a voice input's 20-digit ID; empty = our SIP ID
 
 
 def media_settings(raw: MediaConfig | dict[str, Any]) -> MediaConfig:
@@ -436,6 +437,8 @@ def _validate_media(m: MediaConfig) -> None:
         raise ConfigError("[media] invite_timeout must be 0.5-300 s and no_media_timeout 0.5-3600 s")
     if not 10 <= m.live_url_ttl <= 86400:
         raise ConfigError("[media] live_url_ttl must be between 10 and 86400 seconds")
+    if m.voice_input and not (len(m.voice_input) == 20 and m.voice_input.isascii() and m.voice_input.isdigit()):
+        raise ConfigError(f"[media] voice_input must be a 20-digit ID, not {m.voice_input!r}")
     if not 0.1 <= m.zlm_timeout <= 120:
         raise ConfigError("[media] zlm_timeout must be between 0.1 and 120 seconds")
     if not 0 <= m.zlm_retries <= 10:

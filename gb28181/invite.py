@@ -234,3 +234,43 @@ def read_mansrtsp(body: bytes) -> tuple[str, dict[str, str]]:
         if sep:
             fields[name.strip().lower()] = value.strip()
     return lines[0].strip(), fields
+
+
+# ------------------------------------------------------------------------- Subject and App. K replacement
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A parsed ``Subject`` header (App. L): the media sender's ID and sequence, the receiver's ID and sequence."""
+
+    sender_id: str
+    sender_seq: str
+    receiver_id: str
+    receiver_seq: str
+
+
+def parse_subject(value: str | None) -> Subject | None:
+    """``sender:seq,receiver:seq`` read defensively (spec digest §10.2: it may be missing or have one part only,
+    and Dahua puts 19-character hex strings in the sequences); None when either identity is missing."""
+    if not value:
+        return None
+    parts = value.split(",")
+    if len(parts) != 2:
+        return None
+    (sender, _, sender_seq), (receiver, _, receiver_seq) = (p.strip().partition(":") for p in parts)
+    sender, receiver = sender.strip(), receiver.strip()
+    if not sender or not receiver:
+        return None
+    return Subject(sender, sender_seq.strip(), receiver, receiver_seq.strip())
+
+
+def replaces(old_subject: str | None, new_subject: str | None) -> bool:
+    """Whether a new INVITE replaces the stream sent for an earlier one (2022 App. K media keepalive; DECISIONS.md:
+    stream sharing): only when the Subject *sender* identity (the media source) and *receiver* identity (the
+    requesting platform or client) both match, so that one superior never ends another's stream. The sequence
+    parts are not identities (the sender's is the new SSRC) and are not compared. A missing or one-part Subject
+    never replaces anything. Which INVITEs are candidates (live vs history, stream number) is the caller's rule."""
+    old, new = parse_subject(old_subject), parse_subject(new_subject)
+    if old is None or new is None:
+        return False
+    return old.sender_id == new.sender_id and old.receiver_id == new.receiver_id

@@ -28,6 +28,7 @@ from aiohttp import web
 from gb28181.admin.app import AdminApi
 from gb28181.admin.tls import admin_tls, is_loopback
 from gb28181.admin.zlm_hooks import make_hooks
+from gb28181.broadcast_service import BroadcastService
 from gb28181.catalog import CatalogAssembler, Commit
 from gb28181.catalog import diff as catalog_diff
 from gb28181.catalog_schedule import CatalogSchedule
@@ -85,6 +86,8 @@ from sip.address import Address, parse_address
 from sip.aio import SipRunner, TransactionError, tune_gc
 from sip.auth import DigestServer
 from sip.endpoint import (
+    AckReceived,
+    AckTimeout,
     ConnectionBroken,
     ConnectionClosed,
     EndpointConfig,
@@ -243,10 +246,14 @@ class Platform(UpstreamDriver):
             return
         if isinstance(event, ResponseReceived | TransactionFailed):
             try:
-                self.media.on_response(event)
+                if not self.media.on_response(event):
+                    self.broadcasts.on_response(event)  # our BYE ending a voice broadcast
             except Exception:  # the error boundary, as below
                 self.count("internal-error")
                 log.exception("internal error handling a %s response", event.request.method)
+        if isinstance(event, AckReceived | AckTimeout):
+            self.broadcasts.on_ack(event)  # the ACK to our 200 for a broadcast's audio starts the sending
+            return
         if isinstance(event, (MessageRejected, ConnectionBroken)):  # logged by the runner; counted by reason
             self.count(f"rejected:{reject_reason(event.reason)}")
             return
@@ -280,7 +287,10 @@ class Platform(UpstreamDriver):
         elif method == "OPTIONS":
             self.endpoint.reply(event, 200, headers=[("Allow", ALLOW)], now=self.mono())
         elif method == "BYE":
-            self.media.on_bye(event)
+            if not self.broadcasts.on_bye(event):
+                self.media.on_bye(event)
+        elif method == "INVITE" and self.broadcasts.on_invite(event):
+            pass  # a device's audio INVITE answering our Notify Broadcast (gb28181/broadcast_service.py)
         else:
             self.endpoint.reply(event, 405, headers=[("Allow", ALLOW)], now=self.mono())
 
@@ -1173,6 +1183,30 @@ class Platform(UpstreamDriver):
             status_of=status_of, owners_of=owners_of, local_address=local_address, mono=self.mono, wall=self.wall,
             count=self.count, live_secret=hmac.digest(self.secrets.nonce_secret, b"live-urls", "sha256"), tz=self.tz,
         )  # fmt: skip
+        self._init_broadcasts(status_of, local_address)
+
+    def _init_broadcasts(self, status_of: Callable[[str], str | None],
+                         local_address: Callable[[Peer], tuple[str, int]]) -> None:
+        """Voice broadcast (§9.12): gb28181/broadcast_service.py."""
+        async def channels_of(device_id: str) -> list[str]:
+            return [c.id for c in await self.store.list_channels(device_id=device_id)]
+
+        def charset_of(device_id: str) -> str:
+            device = self.devices.devices.get(device_id)
+            return device.charset if device is not None else "GB2312"
+
+        def host_of(device_id: str) -> str | None:
+            device = self.devices.devices.get(device_id)
+            return device.address.rpartition(":")[0].strip("[]") if device is not None and device.address else None
+
+        self.broadcasts = BroadcastService(
+            cfg=media_settings(self.cfg.media), platform_id=self.cfg.sip.id, domain=self.cfg.domain,
+            endpoint=self.endpoint, flush=self.flush, status_of=status_of, charset_of=charset_of,
+            channels_of=channels_of, ask=self.operations.ask, new_sn=self.correlator.new_sn,
+            local_address=local_address, mono=self.mono, wall=self.wall, count=self.count,
+            voice_input=media_settings(self.cfg.media).voice_input, host_of=host_of, tz=self.tz,
+        )  # fmt: skip
+
     async def media_probe(self, device_id: str, channel_id: str, modes: tuple[str, ...], *,
                           settings: ProbeSettings | None = None,
                           into: MediaObservations | None = None) -> MediaObservations:
@@ -1310,6 +1344,7 @@ async def run(
     await stop.wait()
     log.info("stopping: %d devices online", sum(1 for d in platform.devices.devices.values() if d.status == "online"))
     ticker.cancel()
+    await platform.broadcasts.aclose()
     await platform.media.aclose()  # BYE every media session while the transport is still up
     await platform.operations.stop_moving()  # timed PTZ stops still pending go out before the transport closes
     await platform.stop_upstreams()  # unregister from superiors (Expires 0) while the transport still runs

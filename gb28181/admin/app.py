@@ -25,6 +25,8 @@ Media sessions (§9.2, §9.8, §9.9): POST /api/channels/{id}/{play|playback|dow
 GET /api/sessions · GET /api/sessions/{id} · POST /api/sessions/{id}/stop (a session, or one consumer) ·
 POST /api/sessions/{id}/control {action: pause|resume|scale|seek, scale, position} ·
 GET /live/{session}?token= (no bearer: the signed token of the live URL, DECISIONS.md) serves the PS stream.
+Voice broadcast (§9.12): POST /api/devices/{id}/broadcast?channel=&transport=&wait= with a WAV body; its session
+(kind "broadcast") is listed and stopped with the media sessions.
 Hardening (issue 9): GET /api/audit[?since=&limit=] (operator actions: every non-GET request under /api is
 recorded with who/when/what/status, see gb28181.admin.audit) · GET /api/lockouts (keys the guard locked out)
 """
@@ -46,10 +48,12 @@ from aiohttp import web
 from gb28181.admin import audit, zlm_hooks
 from gb28181.admin.trace_route import stream_trace
 from gb28181.admin.views import apply_settings, device_json, event_json, iso, parse_time
+from gb28181.broadcast import BroadcastError
 from gb28181.channel_csv import CsvImportError, export_csv, parse_csv, plan
 from gb28181.channels import channel_json
 from gb28181.ids import GbId, InvalidId
 from gb28181.manscdp.ptz import DEFAULT_SPEED
+from gb28181.media.wav import WavError, read_wav
 from gb28181.media_sessions import check_live
 from gb28181.notifications import alarm_json, position_json
 from gb28181.operations import OperationError
@@ -67,6 +71,7 @@ log = logging.getLogger("gb28181.admin")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSV_MAX_BYTES = 32 << 20  # a channels CSV import: about 200,000 channels
+WAV_MAX_BYTES = 64 << 20  # a broadcast's WAV (an hour of 8 kHz 16-bit mono is 57.6 MB)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -784,6 +789,7 @@ class AdminApi:
         app.router.add_post("/api/sessions/{id}/stop", self.stop_session)
         app.router.add_post("/api/sessions/{id}/control", self.control_session)
         app.router.add_get("/live/{id}", self.live)
+        app.router.add_post("/api/devices/{id}/broadcast", self.broadcast)
 
     async def _media(self, action: Awaitable[Any]) -> web.Response:
         try:
@@ -811,9 +817,12 @@ class AdminApi:
                                                            start=start, end=end, speed=speed))  # fmt: skip
 
     async def list_sessions(self, request: web.Request) -> web.Response:
-        return web.json_response(self.platform.media.list())
+        return web.json_response(self.platform.media.list() + self.platform.broadcasts.list())
 
     async def show_session(self, request: web.Request) -> web.Response:
+        if self.platform.broadcasts.owns(request.match_info["id"]):
+            return web.json_response(self.platform.broadcasts.show(request.match_info["id"]))
+
         async def show() -> dict[str, Any]:
             return {**self.platform.media.show(request.match_info["id"]),
                     "live": self.platform.media.live_path(request.match_info["id"])}  # fmt: skip
@@ -821,6 +830,8 @@ class AdminApi:
         return await self._media(show())
 
     async def stop_session(self, request: web.Request) -> web.Response:
+        if self.platform.broadcasts.owns(request.match_info["id"]):
+            return await self._broadcast_answer(self.platform.broadcasts.stop(request.match_info["id"]))
         return await self._media(self.platform.media.stop(request.match_info["id"]))
 
     async def control_session(self, request: web.Request) -> web.Response:
@@ -860,6 +871,31 @@ class AdminApi:
             detach()
             log.info("live %s: viewer %s left", session.id, request.remote)
         return response
+    async def broadcast(self, request: web.Request) -> web.Response:
+        """Voice broadcast (§9.12) of the WAV file in the body; query: channel (a 137 voice output, or the device),
+        transport (what the device must offer; default: as it offers), wait=1 (answer when it ended, else once
+        the audio flows)."""
+        data = bytearray()
+        while chunk := await request.content.read(1 << 16):
+            data += chunk
+            if len(data) > WAV_MAX_BYTES:
+                return _error(413, f"WAV larger than {WAV_MAX_BYTES} bytes")
+        try:
+            pcm = await asyncio.to_thread(read_wav, bytes(data))
+        except WavError as exc:
+            return _error(400, f"{exc}")
+        q = request.query
+        return await self._broadcast_answer(self.platform.broadcasts.start(
+            request.match_info["id"], pcm, channel=q.get("channel") or None, transport=q.get("transport") or None,
+            wait=q.get("wait", "0").lower() in ("1", "true", "yes")))  # fmt: skip
+
+    async def _broadcast_answer(self, action: Awaitable[Any]) -> web.Response:
+        try:
+            return web.json_response(await action)
+        except BroadcastError as exc:
+            status = {"unknown": 404, "offline": 409, "busy": 409, "invalid": 400, "timeout": 504}.get(exc.kind, 502)
+            return web.json_response({"error": exc.reason, "kind": exc.kind}, status=status)
+
     # ------------------------------------------------------------------ conformance (issue 11)
     async def conformance(self, request: web.Request) -> web.Response:
         """Run the conformance clauses against a device; body {"timeout": s, "only": ["catalog", ...]}. Answers

@@ -27,7 +27,7 @@ from gb28181.manscdp import ManscdpError, parse_envelope
 from gb28181.manscdp.codec import encode
 from gb28181.manscdp.messages import MediaStatusNotify, Unknown
 from gb28181.media.h264 import AccessUnit
-from gb28181.simulator import answers, media
+from gb28181.simulator import answers, media, talk
 from gb28181.simulator.inventory import Inventory
 from gb28181.simulator.registration import Action, Input, State, Timing, step
 from sip.auth import DigestClient, parse_credentials
@@ -123,6 +123,7 @@ class InvitePlan:
     transport: str  # udp | tcp-active (the device connects) | tcp-passive (the device listens)
     remote: tuple[str, int]
     channel_id: str
+    replaces: tuple[DialogId, ...] = ()  # earlier sends this INVITE replaces (App. K)
 
 
 Out = Send | Notify | Rebind | DialogRequest | MediaStart | MediaStop | TalkStart | TalkStop
@@ -155,6 +156,7 @@ class Options:
     keepalive_interval: float | None = None
     register_expires: int | None = None
     timing: Timing = field(default_factory=Timing)
+    max_streams: int = 0  # streams a channel sends at once; beyond, 486 Busy Here (0: no limit)
 
 
 class SimDevice:
@@ -199,6 +201,8 @@ class SimDevice:
         self._sn = secrets.randbelow(10_000) + 1
         self.media: dict[DialogId, media.MediaSession] = {}
         self.talks: dict[str, Talk] = {}  # by Call-ID: audio INVITEs we sent after a Broadcast
+        self.heard = talk.Heard()  # the broadcast audio that reached the loudspeaker
+        self.sends: dict[DialogId, talk.Send] = {}  # what App. K compares, per media dialog
         self.clip: list[AccessUnit] = []  # set by the driver (the fixture clip, split once for all devices)
         self.history_seconds = 8.0  # length of the "recording" a Playback/Download streams
 
@@ -580,10 +584,18 @@ class SimDevice:
             return Reply(415, (("Warning", '399 simulator "PS (96) not offered"'),))
         if offer.ssrc_value is None:
             return Reply(400, (("Warning", '399 simulator "no y= SSRC"'),))
+        self.sends = {d: s for d, s in self.sends.items() if d in self.media}  # ended dialogs drop out
+        send = talk.Send(request.headers.get("subject") or "", ch.id, offer.stream_number or 0,
+                         offer.session_name == sdp.PLAY)  # fmt: skip
+        old = talk.replaced(self.sends, send)
+        busy = sum(1 for d, s in self.sends.items() if s.channel_id == ch.id and d not in old)
+        if self.options.max_streams and busy >= self.options.max_streams:
+            self.stats["invite-busy"] += 1
+            return Reply(486, (("Warning", f'399 simulator "{ch.id} already sends {busy} streams"'),))
         # offer.transport names the platform's side; the device takes the other end of the TCP connection
         theirs = offer.transport
         transport = {sdp.UDP: sdp.UDP, sdp.TCP_PASSIVE: sdp.TCP_ACTIVE, sdp.TCP_ACTIVE: sdp.TCP_PASSIVE}[theirs]
-        return InvitePlan(offer, offer.session_name, transport, (address, m.port), ch.id)
+        return InvitePlan(offer, offer.session_name, transport, (address, m.port), ch.id, tuple(old))
 
     def accept_invite(self, request: Request, plan: InvitePlan, address: str, port: int, now: float) -> Reply:
         """The 200 OK with our SDP; ``port`` is the media socket the driver bound (UDP source, TCP listen or
@@ -602,7 +614,18 @@ class SimDevice:
             else 0.0, speed=float(plan.offer.download_speed or 1), channel_id=plan.channel_id,
         )  # fmt: skip
         to_tag = new_tag()
-        self.media[(request.call_id, to_tag, request.from_.tag or "")] = session
+        for old in plan.replaces:  # App. K: release the old send (and tell its receiver), serve the new one
+            if old in self.media:
+                self._stop_media(old, now)
+                del self.media[old]
+                self._out.append(DialogRequest(old, "BYE", (), b""))
+            self.sends.pop(old, None)
+            self.stats["app-k-replaced"] += 1
+            log.info("%s: INVITE with the same Subject identities replaces the send of %s", self.device_id, old[0])
+        dialog_id = (request.call_id, to_tag, request.from_.tag or "")
+        self.media[dialog_id] = session
+        self.sends[dialog_id] = talk.Send(request.headers.get("subject") or "", plan.channel_id,
+                                          plan.offer.stream_number or 0, plan.kind == sdp.PLAY)  # fmt: skip
         self.stats[f"invite:{plan.kind.lower()}"] += 1
         log.info("%s: %s of %s over %s to %s:%d, SSRC %d", self.device_id, plan.kind, plan.channel_id,
                  plan.transport, *plan.remote, rtp_ssrc)  # fmt: skip
@@ -673,7 +696,8 @@ class SimDevice:
         and Hikvision talk INVITEs in fixtures-wild do (spec digest §7.11)."""
         source = env.fields.get("SourceID") or self.server.id
         target = env.fields.get("TargetID") or ""
-        ok = target == self.device_id or self.inv.channel(target) is not None
+        channel = self.inv.channel(target)
+        ok = target == self.device_id or (channel is not None and channel.type_code == 137)  # a voice output
         self._queue(encode(
             Unknown(root="Response", cmd_type="Broadcast", sn=env.sn, device_id=target or self.device_id,
                     result="OK" if ok else "ERROR"),
@@ -708,6 +732,10 @@ class SimDevice:
         ]
         self.talks[call_id] = Talk(source_id)
         return self._request("INVITE", f"sip:{source_id}@{self.server.domain}", headers, offer.to_bytes())
+
+    def hear(self, datagram: bytes) -> None:
+        """The broadcast's RTP reaching the loudspeaker (runtime's audio socket)."""
+        self.stats["talk-audio-samples"] += self.heard.hear(datagram)
 
     def _talk_answer(self, call_id: str, response: Response | None) -> None:
         talk = self.talks.get(call_id)

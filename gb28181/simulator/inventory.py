@@ -89,7 +89,7 @@ class Inventory:
             event=event,
             name=c.name,
             manufacturer=p.manufacturer,
-            model="AlarmIn" if c.type_code == 134 else p.model,
+            model={134: "AlarmIn", 137: "AudioOut"}.get(c.type_code, p.model),
             owner="Owner" if placeholder else ("0" if not v2022 else None),
             civil_code="CivilCode" if placeholder else c.civil_code,
             address="Address" if placeholder else f"{p.area}",
@@ -108,8 +108,17 @@ class Inventory:
         )
 
 
-def build(profile: Profile, index: int, prefix: str, channels: int | None = None) -> Inventory:
-    """Device ``index`` (0-based) of this profile: its ID, name and catalog tree."""
+def build(profile: Profile, index: int, prefix: str, channels: int | None = None, audio_outputs: int = 0) -> Inventory:
+    """Device ``index`` (0-based) of this profile: its ID, name and catalog tree, plus ``audio_outputs`` voice
+    outputs (type 137, ParentID the device: what a device that takes voice broadcast lists, §9.12.1.1)."""
+    inv = _build(profile, index, prefix, channels)
+    for n in range(1, audio_outputs + 1):
+        inv.channels.append(Channel(make_id(prefix, 137, index * BLOCK + n), f"语音输出{n}", 137, (inv.device_id,),
+                                    profile.civil_code))  # fmt: skip
+    return inv
+
+
+def _build(profile: Profile, index: int, prefix: str, channels: int | None) -> Inventory:
     serial = index + 1
     # Platforms (200-299) start at serial 101: ...2000000001 is the usual ID of the platform we register to.
     device_id = make_id(prefix, profile.device_type, serial + (100 if profile.device_type >= 200 else 0))

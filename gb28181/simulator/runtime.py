@@ -85,6 +85,8 @@ class SimConfig:
     stdin: bool = True
     progress: bool = True
     t1: float = 0.5
+    audio_outputs: int = 0  # voice outputs (137 channels) per device
+    max_streams: int = 0  # media streams per channel at once (0: no limit); beyond, 486
 
 
 @dataclass
@@ -117,13 +119,14 @@ class MediaLink:
 
 
 class _AudioSink(asyncio.DatagramProtocol):
-    """The device's loudspeaker: counts the broadcast's RTP packets and drops them."""
+    """The device's loudspeaker: counts the broadcast's RTP packets and what they decode to (SimDevice.hear)."""
 
     def __init__(self, device: SimDevice) -> None:
         self.device = device
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.device.stats["talk-rtp-received"] += 1
+        self.device.hear(data)
 
     def error_received(self, exc: Exception) -> None:
         pass
@@ -170,11 +173,11 @@ class Simulator:
         sim = cls(cfg)
         chosen = assign(profile or load_profile(cfg.profile))
         server = ServerInfo(cfg.server_id, cfg.domain or cfg.server_id[:10], cfg.server_host, cfg.server_port)
-        options = Options(keepalive_interval=cfg.keepalive, register_expires=cfg.expires)
+        options = Options(keepalive_interval=cfg.keepalive, register_expires=cfg.expires, max_streams=cfg.max_streams)
         clip = load_clip()
         for i in range(cfg.devices):
             p = chosen.profile_of(i)
-            inv = build(p, i, cfg.id_prefix, cfg.channels)
+            inv = build(p, i, cfg.id_prefix, cfg.channels, cfg.audio_outputs)
             transport = cfg.transport or p.transport
             device = SimDevice(inv, server, cfg.password, transport, options)
             device.clip = clip
@@ -336,6 +339,8 @@ class Simulator:
         reply = device.accept_invite(event.request, plan, device.local[0], sock.getsockname()[1], now)
         link.endpoint.reply(event, reply.status, headers=list(reply.headers), body=reply.body, now=now,
                             to_tag=reply.to_tag)  # fmt: skip
+        if plan.replaces:  # App. K: the replaced sends' MediaStop and BYE
+            self.loop.call_soon(self._pump, slot)
         dialog_id: DialogId = (event.request.call_id, reply.to_tag or "", event.request.from_.tag or "")
         ml = MediaLink(sock, plan.transport)
         ml.ack_timer = self.loop.call_later(ACK_TIMEOUT, self._ack_missing, slot, dialog_id)
@@ -701,6 +706,7 @@ class Simulator:
                 "id": d.device_id, "profile": d.profile.name, "transport": d.transport, "state": d.state.value,
                 "online": d.online, "address": f"{local[0]}:{local[1]}" if local else None,
                 "channels": len(d.inv.channels), "video_channels": len(d.inv.videos),
+                "talk_ssrcs": sorted(d.heard.ssrcs),
             })  # fmt: skip
         return {
             "devices": c["devices"],
