@@ -61,6 +61,7 @@ from gb28181.operation_service import OperationService
 from gb28181.queries import build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
 from gb28181.rejects import reject_reason
+from gb28181.server_cascade_media import CascadeMediaDriver
 from gb28181.server_upstream import RelayRoute, UpstreamDriver, UpstreamLink
 from gb28181.sn import Correlator, QueryError, check_result
 from gb28181.subscribe import (
@@ -80,6 +81,9 @@ from registry.store import RegistryStore, StoreError
 from sip.aio import SipRunner, TransactionError, tune_gc
 from sip.auth import DigestServer
 from sip.endpoint import (
+    AckReceived,
+    AckTimeout,
+    CancelReceived,
     ConnectionBroken,
     ConnectionClosed,
     EndpointConfig,
@@ -147,7 +151,7 @@ def load_secrets(cfg: Config) -> Secrets:
 
 
 @dataclass
-class Platform(UpstreamDriver):
+class Platform(UpstreamDriver, CascadeMediaDriver):
     cfg: Config
     secrets: Secrets
     store: RegistryStore
@@ -209,6 +213,7 @@ class Platform(UpstreamDriver):
         self.relay_routes: dict[tuple[str, int], RelayRoute] = {}  # (device, our SN) -> a superior's query
         self.devices.on_channel_status = self.catalog_changed  # superiors' catalog subscriptions hear of it
         self._init_media()
+        self._init_cascade_media()  # a superior's INVITEs routed down (gb28181/server_cascade_media.py)
 
     def count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
@@ -224,12 +229,20 @@ class Platform(UpstreamDriver):
             return
         if isinstance(event, ResponseReceived | TransactionFailed):
             try:
-                self.media.on_response(event)
+                if not self.media.on_response(event):
+                    self.cascade_response(event)
             except Exception:  # the error boundary, as below
                 self.count("internal-error")
                 log.exception("internal error handling a %s response", event.request.method)
         if isinstance(event, (MessageRejected, ConnectionBroken)):  # logged by the runner; counted by reason
             self.count(f"rejected:{reject_reason(event.reason)}")
+            return
+        if isinstance(event, AckReceived | AckTimeout | CancelReceived):
+            try:
+                self.cascade_event(event)  # a superior's INVITE: ACK, no ACK, CANCEL
+            except Exception:  # the error boundary, as below
+                self.count("internal-error")
+                log.exception("internal error handling %s", type(event).__name__)
             return
         if not isinstance(event, RequestReceived) or event.tx is None:
             return
@@ -261,7 +274,12 @@ class Platform(UpstreamDriver):
         elif method == "OPTIONS":
             self.endpoint.reply(event, 200, headers=[("Allow", ALLOW)], now=self.mono())
         elif method == "BYE":
-            self.media.on_bye(event)
+            if not self.cascade_bye(event):  # a superior's or a direct leg's dialog (server_cascade_media.py)
+                self.media.on_bye(event)
+        elif method == "INVITE" and self._on_superior_invite(event):
+            pass  # a superior's INVITE for a shared channel
+        elif method == "INFO" and self.cascade_info(event):
+            pass  # MANSRTSP from a superior, relayed to the device's dialog
         else:
             self.endpoint.reply(event, 405, headers=[("Allow", ALLOW)], now=self.mono())
 
@@ -492,6 +510,8 @@ class Platform(UpstreamDriver):
                 except QueryError as exc:
                     pending.handle.set_exception(exc)
         elif env.kind == "Notify" and env.cmd_type == "MediaStatus":
+            if self.cascade_media_status(req.call_id, req.body):
+                return  # a direct leg's device finished its file: relayed up to the superior
             self.media.on_media_status(user, env.device_id, env.fields.get("NotifyType", ""), req.call_id)
         elif env.kind == "Notify" and env.cmd_type in KIND_OF_CMD:
             self._on_device_notify(user, req.body, env.cmd_type, via="message")
@@ -1176,7 +1196,8 @@ async def run(
     await stop.wait()
     log.info("stopping: %d devices online", sum(1 for d in platform.devices.devices.values() if d.status == "online"))
     ticker.cancel()
-    await platform.media.aclose()  # BYE every media session while the transport is still up
+    await platform.cascade_aclose()  # BYE every superior's leg ...
+    await platform.media.aclose()  # ... and every media session while the transport is still up
     await platform.operations.stop_moving()  # timed PTZ stops still pending go out before the transport closes
     await platform.stop_upstreams()  # unregister from superiors (Expires 0) while the transport still runs
     await runner.close()

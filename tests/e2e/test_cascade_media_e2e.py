@@ -1,0 +1,196 @@
+"""A superior's INVITE routed down (issue 7) end to end over real sockets: `gb28181 serve` with `gb28181 simulate`
+below it and the raw-socket superior (tests/e2e/raw_superior.py: SIP as text, its own RTP receiver reading SSRCs and
+PS bytes) above it. Relay: RTP reaches the superior with the SSRC it offered, over UDP and over TCP; a second
+INVITE for the channel joins the flowing stream (no second device INVITE); an INVITE with the same Subject replaces
+the old send (App. K); BYE tears every leg down; CANCEL before the 200 gets 487; unknown 404, silent device 408,
+offline device 480. Direct: the device streams straight to the superior. And the issue's chain: village -> town ->
+county (three `serve` processes) with the raw "province" above the county."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gb28181.simulator.inventory import build
+from gb28181.simulator.profile import load_profile
+from tests.e2e.conftest import free_port
+from tests.e2e.raw_device import _headers
+from tests.e2e.raw_superior import RawSuperior, RtpSink, offer
+from tests.e2e.serve_helpers import Server
+from tests.e2e.test_simulator_e2e import PASSWORD, Sim
+
+pytestmark = pytest.mark.e2e
+
+OUR = "34020000002000000001"
+UP = "44000000002000000001"
+UP_PASSWORD = "up-secret"
+PROFILE = "tianwang-nvr"
+WAIT = 30.0  # bounds for a loaded machine, never speed assertions
+
+
+def media(invite_timeout: float = 3, no_media: float = 3) -> str:
+    base = free_port()
+    return (f'[media]\nrtp_ports = "{base}-{min(base + 40, 65535)}"\nbind = "127.0.0.1"\nadvertise = "127.0.0.1"\n'
+            f"invite_timeout = {invite_timeout}\nno_media_timeout = {no_media}\n")  # fmt: skip
+
+
+def upstream(up_id: str, port: int, password: str, **extra: object) -> str:
+    lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in extra.items())
+    return (f'[[upstream]]\nid = "{up_id}"\nhost = "127.0.0.1"\nport = {port}\npassword = "{password}"\n'
+            f"keepalive_interval = 1\n{lines}")  # fmt: skip
+
+
+def sim_channel(domain: str = "3402000000") -> tuple[str, str]:
+    inv = build(load_profile(PROFILE), 0, domain)  # what `simulate --devices 1` builds
+    return inv.device_id, inv.videos[0].id
+
+
+async def until(predicate: Any, what: str, *servers: Server, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            logs = "\n".join(s.log() for s in servers)
+            raise AssertionError(f"timed out waiting for {what}\n{logs}")
+        await asyncio.sleep(0.1)
+
+
+async def has_channel(srv: Server, channel: str) -> bool:
+    rows = await srv.cli("channels")
+    return any(r["id"] == channel and r["status"] == "online" for r in rows)  # type: ignore[union-attr]
+
+
+def sdp_value(body: bytes, key: str) -> str:
+    m = re.search(rf"^{key}=(.*)$", body.decode(), re.M)
+    assert m is not None, body
+    return m.group(1).strip()
+
+
+async def platform_with_device(tmp: Path, sup: RawSuperior, **up: object) -> tuple[Server, Sim, str, str]:
+    srv = Server(tmp, sip_extra=f'password = "{PASSWORD}"\nt1 = 0.1', catalog_extra="sync_on_register = true",
+                 extra=media() + "[keepalive]\ninterval = 1\nmax_missed = 2\n" +
+                 upstream(UP, sup.port, UP_PASSWORD, share="all", **up))  # fmt: skip
+    await srv.start()
+    sim = Sim(srv, tmp, "--devices", "1", "--profile", PROFILE, "--keepalive", "0.5")
+    await sim.start()
+    device_id, channel = sim_channel()
+    await until(lambda: has_channel(srv, channel), "the simulated NVR's catalog", srv)
+    await until(lambda: sup.known and sup.lower is not None, "our REGISTER at the superior", srv)
+    return srv, sim, device_id, channel
+
+
+async def counters(srv: Server) -> dict[str, int]:
+    stats = await srv.cli("stats")
+    return stats["counters"]  # type: ignore[index,return-value]
+
+
+async def test_relay_shares_one_device_stream_and_bye_cancel_and_errors(tmp_path: Path) -> None:
+    sup = await RawSuperior.start(UP, UP_PASSWORD)
+    srv, sim, device_id, channel = await platform_with_device(tmp_path, sup)
+    sinks: list[RtpSink] = []
+    try:
+        assert sup.lower is not None
+        lower = sup.lower
+        # 1. live over UDP: 100 at once, 200 after the device's, our y= echoed, RTP with it at our receiver
+        udp = await RtpSink.start_udp()
+        sinks.append(udp)
+        first = sup.invite(lower, OUR, channel, offer("Play", udp.port, "0440000001"))
+        status, fields, body = await sup.final(first)
+        assert status == 200, srv.log()
+        assert first.provisional[:1] == [100] and sdp_value(body, "y") == "0440000001"
+        assert "a=sendonly" in body.decode() and sdp_value(body, "s") == "Play"
+        assert sdp_value(body, "o").startswith(channel) and fields["contact"].startswith(f"<sip:{OUR}@")
+        sup.ack(first)
+        await until(lambda: udp.packets >= 50, "RTP at the superior over UDP", srv)
+        assert set(udp.ssrcs) == {440000001} and udp.pack_headers > 0 and udp.ps_bytes > 10_000
+
+        # 2. a second INVITE (another window: receiver seq 1) over TCP, the superior listening: the flowing stream is
+        # joined, no second device INVITE; its own SSRC
+        tcp = await RtpSink.start_tcp_listen()
+        sinks.append(tcp)
+        second = sup.invite(lower, OUR, channel, offer("Play", tcp.port, "0440000002", transport="tcp-passive"),
+                            subject_seq="1")  # fmt: skip
+        status, _, body = await sup.final(second)
+        assert status == 200 and "a=setup:active" in body.decode() and "TCP/RTP/AVP" in body.decode()
+        sup.ack(second)
+        await until(lambda: tcp.packets >= 50, "RTP at the superior over TCP", srv)
+        assert set(tcp.ssrcs) == {440000002} and tcp.pack_headers > 0
+        c = await counters(srv)
+        assert c["media:invite:play"] == 1 and c["media:shared"] == 1 and c["cascade:answered"] == 2
+        (session,) = await srv.cli("sessions")  # type: ignore[misc]
+        assert sorted(session["consumer_names"].values()) == [f"upstream {UP}"] * 2
+        assert session["channel"] == channel and session["device_id"] == device_id
+
+        # 3. BYE of the first leaves the stream to the second; BYE of the last ends the device stream
+        assert (await sup.request(first, "BYE"))[0] == 200
+        before = tcp.packets
+        await until(lambda: tcp.packets > before + 25, "the second leg still fed", srv)
+        (session,) = await srv.cli("sessions")  # type: ignore[misc]
+        assert len(session["consumers"]) == 1
+        assert (await sup.request(second, "BYE"))[0] == 200
+        await until(lambda: _empty(srv), "no session left (the device got BYE)", srv)
+
+        # 4. App. K: an INVITE with the same Subject sender and receiver replaces the old send, which gets BYE
+        old = sup.invite(lower, OUR, channel, offer("Play", udp.port, "0440000003"))
+        assert (await sup.final(old))[0] == 200
+        sup.ack(old)
+        new = sup.invite(lower, OUR, channel, offer("Play", udp.port, "0440000004"))
+        assert (await sup.final(new))[0] == 200
+        sup.ack(new)
+        await until(lambda: old.call_id in sup.byes, "BYE for the replaced send", srv)
+        assert new.call_id not in sup.byes
+        (session,) = await srv.cli("sessions")  # type: ignore[misc]
+        assert len(session["consumers"]) == 1
+        assert (await sup.request(new, "BYE"))[0] == 200
+        await until(lambda: _empty(srv), "no session left after App. K", srv)
+
+        # 5. unknown channel 404 (not shared: nothing of ours is called that); bad SDP 488
+        unknown = sup.invite(lower, OUR, "44000000001310009999", offer("Play", udp.port, "0440000005"))
+        assert (await sup.final(unknown))[0] == 404
+        bad = sup.invite(lower, OUR, channel, offer("Play", udp.port, "0440000006").replace("s=Play", "s=Talk"))
+        assert (await sup.final(bad))[0] == 488
+
+        # 6. the device goes silent: CANCEL before the 200 gets 487 (and CANCEL goes down); no CANCEL: 408
+        assert (await sim.command(f"power-off {device_id}")).startswith("ok")
+        cancelled = sup.invite(lower, OUR, channel, offer("Play", udp.port, "0440000007"))
+        await until(lambda: cancelled.provisional or not cancelled.responses.empty(), "100 Trying", srv)
+        await asyncio.sleep(0.3)  # the INVITE is on its way down
+        sup.cancel(cancelled)
+        assert (await sup.final(cancelled))[0] == 487
+        timed_out = sup.invite(lower, OUR, channel, offer("Play", udp.port, "0440000008"))
+        assert (await sup.final(timed_out))[0] == 408
+        # 7. the device is offline now (no keepalive for interval x max_missed): 480
+        await until(lambda: _offline(srv, device_id), "the device offline", srv)
+        offline = sup.invite(lower, OUR, channel, offer("Play", udp.port, "0440000009"))
+        assert (await sup.final(offline))[0] == 480
+        await until(lambda: _empty(srv), "no session left after the failures", srv)
+        c = await counters(srv)
+        assert c["cascade:cancelled"] == 1 and c["cascade:rejected:408"] == 1 and c["cascade:rejected:480"] == 1
+        assert c["cascade:refused:488"] == 1 and c["cascade:rejected:404"] == 1
+        summary = await sim.quit()
+        stats = summary["stats"]
+        assert stats["in:INVITE"] == 2 and stats["in:BYE"] == 2, stats  # one per device stream, each ended by BYE
+    finally:
+        for sink in sinks:
+            sink.close()
+        await sim.kill()
+        rc = await srv.stop()
+        sup.close()
+    assert rc == 0
+
+
+async def _empty(srv: Server) -> bool:
+    return await srv.cli("sessions") == []
+
+
+async def _offline(srv: Server, device_id: str) -> bool:
+    return (await srv.devices()).get(device_id, {}).get("status") == "offline"
