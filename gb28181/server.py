@@ -480,6 +480,8 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
         if (link := self._superior(user, peer)) is not None:  # DECISIONS.md: superiors are served
             self._on_superior_message(event, link)
             return
+        if b"MediaStatus" in req.body and self.media_status_by_call_id(event):
+            return  # in a media dialog: its From is the channel (an NVR's), not a registered device
         answer, env = self._screen_message(req, peer)
         if answer is not None or env is None:
             answer = answer or StatelessAnswer(500)

@@ -46,7 +46,7 @@ from gb28181.cascade.invite import (
 from gb28181.cascade.relay import rewrite
 from gb28181.config import Config, media_settings
 from gb28181.invite import subject as subject_header
-from gb28181.manscdp import ManscdpError
+from gb28181.manscdp import ManscdpError, parse_envelope
 from gb28181.manscdp.codec import encode as encode_message
 from gb28181.manscdp.messages import MediaStatusNotify
 from gb28181.media.backend import ForwardSpec, MediaError
@@ -524,6 +524,28 @@ class CascadeMediaDriver:
         except LocalProtocolError as exc:
             log.info("superior %s: INFO answer not sent (%s)", leg.link.cfg.id, exc)
         self.flush()  # type: ignore[attr-defined]
+
+    def media_status_by_call_id(self, event: RequestReceived) -> bool:
+        """MediaStatus (A.2.5.4) in the dialog of one of our media sessions or direct legs, routed by Call-ID
+        (DECISIONS.md: Dialog layer). In a dialog with an NVR its From is the channel, which never registered, so
+        it must not be screened as a device's MESSAGE. False when the Call-ID is none of ours."""
+        req = event.request
+        if req.call_id not in self.down_legs and self.media.table.by_call_id(req.call_id) is None:
+            return False
+        try:
+            env = parse_envelope(req.body)
+        except ManscdpError as exc:
+            self.endpoint.reply(event, 400, "Bad MANSCDP Body", headers=[("Warning", _warning(exc.reason))],
+                                now=self.mono())  # fmt: skip
+            return True
+        self.endpoint.reply(event, 200, now=self.mono())
+        if env.cmd_type != "MediaStatus":
+            return True
+        self.count("message:MediaStatus")  # type: ignore[attr-defined]
+        if not self.cascade_media_status(req.call_id, req.body):
+            self.media.on_media_status(req.from_.user or "", env.device_id, env.fields.get("NotifyType", ""),
+                                       req.call_id)  # fmt: skip
+        return True
 
     def cascade_media_status(self, call_id: str, body: bytes) -> bool:
         """MediaStatus 121 from the device in a direct leg's dialog: relayed up in the superior's dialog (spec

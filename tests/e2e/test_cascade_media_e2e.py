@@ -19,7 +19,6 @@ import pytest
 from gb28181.simulator.inventory import build
 from gb28181.simulator.profile import load_profile
 from tests.e2e.conftest import free_port
-from tests.e2e.raw_device import _headers
 from tests.e2e.raw_superior import RawSuperior, RtpSink, offer
 from tests.e2e.serve_helpers import Server
 from tests.e2e.test_simulator_e2e import PASSWORD, Sim
@@ -194,3 +193,97 @@ async def _empty(srv: Server) -> bool:
 
 async def _offline(srv: Server, device_id: str) -> bool:
     return (await srv.devices()).get(device_id, {}).get("status") == "offline"
+
+
+async def test_history_info_and_media_status_in_relay_then_direct(tmp_path: Path) -> None:
+    """Relay: a playback's INFO (MANSRTSP) reaches the device's dialog and its answer comes back; a download at
+    speed 4 ends with MediaStatus 121, relayed up in the superior's dialog, then BYE up."""
+    sup = await RawSuperior.start(UP, UP_PASSWORD)
+    srv, sim, _, channel = await platform_with_device(tmp_path, sup)
+    sink = await RtpSink.start_udp()
+    try:
+        assert sup.lower is not None
+        now = int(time.time())
+        playback = sup.invite(sup.lower, OUR, channel, offer("Playback", sink.port, "1440000001", start=now - 3600,
+                                                              end=now - 1800, channel=channel))  # fmt: skip
+        status, _, body = await sup.final(playback)
+        assert status == 200 and sdp_value(body, "s") == "Playback" and sdp_value(body, "y") == "1440000001"
+        sup.ack(playback)
+        await until(lambda: sink.packets >= 10, "playback RTP at the superior", srv)
+        pause = b"PAUSE RTSP/1.0\r\nCSeq: 1\r\nPauseTime: now\r\n\r\n"
+        assert (await sup.request(playback, "INFO", pause, "Application/MANSRTSP"))[0] == 200
+        resume = b"PLAY RTSP/1.0\r\nCSeq: 2\r\nRange: npt=now-\r\n\r\n"
+        assert (await sup.request(playback, "INFO", resume, "Application/MANSRTSP"))[0] == 200
+        assert (await sup.request(playback, "BYE"))[0] == 200
+        await until(lambda: _empty(srv), "the playback session ended", srv)
+
+        download = sup.invite(sup.lower, OUR, channel, offer("Download", sink.port, "1440000002", start=now - 3600,
+                                                              end=now - 3590, channel=channel, speed=4))  # fmt: skip
+        assert (await sup.final(download))[0] == 200
+        sup.ack(download)
+        call_id, status_body = await asyncio.wait_for(sup.dialog_messages.get(), WAIT)
+        assert call_id == download.call_id and b"<NotifyType>121</NotifyType>" in status_body
+        assert f"<DeviceID>{channel}</DeviceID>".encode() in status_body
+        await until(lambda: download.call_id in sup.byes, "BYE up after the download's end", srv)
+        await until(lambda: _empty(srv), "the download session ended", srv)
+        c = await counters(srv)
+        assert c["cascade:info"] == 2 and c["cascade:media-status-up"] == 1
+        stats = (await sim.quit())["stats"]
+        assert stats["mansrtsp:pause"] == 1 and stats["mansrtsp:play"] == 1, stats
+    finally:
+        sink.close()
+        await sim.kill()
+        rc = await srv.stop()
+        sup.close()
+    assert rc == 0
+
+
+async def test_direct_mode_the_device_streams_to_the_superior(tmp_path: Path) -> None:
+    """Direct: the device is INVITEd with the superior's address; the device's 200 goes up (its y= wins); RTP
+    goes straight from the device to the superior's receiver; BYE goes down; a second INVITE costs a second
+    device stream; a download's MediaStatus 121 goes up in the superior's dialog."""
+    sup = await RawSuperior.start(UP, UP_PASSWORD)
+    srv, sim, _, channel = await platform_with_device(tmp_path, sup, media="direct")
+    sinks = [await RtpSink.start_udp(), await RtpSink.start_tcp_listen()]
+    try:
+        assert sup.lower is not None
+        udp, tcp = sinks
+        first = sup.invite(sup.lower, OUR, channel, offer("Play", udp.port, "0440000011"))
+        status, _, body = await sup.final(first)
+        assert status == 200 and first.provisional[:1] == [100]
+        ssrc = int(sdp_value(body, "y"))
+        assert sdp_value(body, "o").split()[0] == channel
+        sup.ack(first)
+        await until(lambda: udp.packets >= 50, "RTP from the device at the superior", srv)
+        assert set(udp.ssrcs) == {ssrc} and udp.pack_headers > 0
+        second = sup.invite(sup.lower, OUR, channel, offer("Play", tcp.port, "0440000012", transport="tcp-passive"),
+                            subject_seq="1")  # fmt: skip
+        status, _, body = await sup.final(second)
+        assert status == 200 and "TCP/RTP/AVP" in body.decode()
+        sup.ack(second)
+        await until(lambda: tcp.packets >= 50, "RTP over TCP from the device at the superior", srv)
+        assert await srv.cli("sessions") == []  # nothing passes through us
+        assert (await sup.request(first, "BYE"))[0] == 200
+        assert (await sup.request(second, "BYE"))[0] == 200
+        now = int(time.time())
+        download = sup.invite(sup.lower, OUR, channel, offer("Download", udp.port, "1440000013", start=now - 3600,
+                                                              end=now - 3590, channel=channel, speed=4))  # fmt: skip
+        assert (await sup.final(download))[0] == 200
+        sup.ack(download)
+        call_id, status_body = await asyncio.wait_for(sup.dialog_messages.get(), WAIT)
+        assert call_id == download.call_id and b"<NotifyType>121</NotifyType>" in status_body
+        assert (await sup.request(download, "BYE"))[0] == 200  # the superior ends it, as §9.9 says
+        unknown = sup.invite(sup.lower, OUR, "44000000001310009999", offer("Play", udp.port, "0440000014"))
+        assert (await sup.final(unknown))[0] == 404
+        await asyncio.sleep(0.5)
+        stats = (await sim.quit())["stats"]
+        assert stats["in:INVITE"] == 3 and stats["in:BYE"] == 3, stats  # a device stream per INVITE, each ended
+        c = await counters(srv)
+        assert c["cascade:answered"] == 3 and c.get("media:invite:play", 0) == 0
+    finally:
+        for sink in sinks:
+            sink.close()
+        await sim.kill()
+        rc = await srv.stop()
+        sup.close()
+    assert rc == 0
