@@ -135,8 +135,9 @@ class CascadeMediaDriver:
         self._cascade_info: dict[TxKey, asyncio.Future[Response | None]] = {}  # an INFO relayed down ->
         self.media.on_ended = self._cascade_session_ended
 
-    def cascade_legs(self) -> list[dict[str, Any]]:
-        return [leg.row() for leg in self.up_legs.values()]
+    def cascade_legs(self, upstream_id: str) -> list[dict[str, Any]]:
+        """The INVITEs of this superior we serve now (``gb28181 upstream status``)."""
+        return [leg.row() for leg in self.up_legs.values() if leg.link.cfg.id == upstream_id]
 
     # ------------------------------------------------------------------------------------- INVITE from above
     def _on_superior_invite(self, event: RequestReceived) -> bool:

@@ -128,6 +128,11 @@ async def test_relay_shares_one_device_stream_and_bye_cancel_and_errors(tmp_path
         (session,) = await srv.cli("sessions")  # type: ignore[misc]
         assert sorted(session["consumer_names"].values()) == [f"upstream {UP}"] * 2
         assert session["channel"] == channel and session["device_id"] == device_id
+        (up,) = await srv.cli("upstream", "status", UP)  # type: ignore[misc]
+        legs = {leg["call_id"]: leg for leg in up["media_legs"]}
+        assert legs.keys() == {first.call_id, second.call_id}
+        assert {leg["state"] for leg in legs.values()} == {"confirmed"} and legs[second.call_id]["ssrc"] == "0440000002"
+        assert legs[second.call_id]["transport"] == "tcp-active" and legs[first.call_id]["session"] == session["id"]
 
         # 3. BYE of the first leaves the stream to the second; BYE of the last ends the device stream
         assert (await sup.request(first, "BYE"))[0] == 200
@@ -287,3 +292,85 @@ async def test_direct_mode_the_device_streams_to_the_superior(tmp_path: Path) ->
         rc = await srv.stop()
         sup.close()
     assert rc == 0
+
+
+VILLAGE, TOWN, COUNTY, PROVINCE = OUR, "34021000002000000001", "34100000002000000001", "34000000002000000001"
+AS_ID = "34000000001310000042"  # the county's ID for the village channel, as the province knows it
+
+
+@pytest.mark.parametrize("town_mode", ["relay", "direct"])
+async def test_village_town_county_chain_streams_to_the_province(tmp_path: Path, town_mode: str) -> None:
+    """The issue's done-means: three of our processes, a simulated NVR at the village, the raw province above the
+    county. The province INVITEs the village channel by the county's shared ID; the 200's SDP leads to RTP at the
+    province's receiver with its SSRC; BYE from the province tears down every leg down to the device. With
+    ``town_mode = "direct"`` the town hands the county's receive address down (the village sends there)."""
+    province = await RawSuperior.start(PROVINCE, "province-pw")
+    dirs = {name: tmp_path / name for name in ("county", "town", "village")}
+    for d in dirs.values():
+        d.mkdir()
+    sync = "sync_on_register = false"
+    county = Server(dirs["county"], sip_extra=f'id = "{COUNTY}"\npassword = "county-pw"\nt1 = 0.1',
+                    catalog_extra=sync, extra=media() + upstream(PROVINCE, province.port, "province-pw",
+                                                                 share="all"))  # fmt: skip
+    servers = [county]
+    sim: Sim | None = None
+    sink = await RtpSink.start_udp()
+    try:
+        await county.start()
+        town = Server(dirs["town"], sip_extra=f'id = "{TOWN}"\npassword = "town-pw"\nt1 = 0.1', catalog_extra=sync,
+                      extra=media() + upstream(COUNTY, county.sip_port, "county-pw", share="all",
+                                               media=town_mode))  # fmt: skip
+        servers.append(town)
+        await town.start()
+        village = Server(dirs["village"], sip_extra=f'password = "{PASSWORD}"\nt1 = 0.1',
+                         catalog_extra="sync_on_register = true",
+                         extra=media() + upstream(TOWN, town.sip_port, "town-pw", share="all"))  # fmt: skip
+        servers.append(village)
+        await village.start()
+        sim = Sim(village, dirs["village"], "--devices", "1", "--profile", PROFILE)
+        await sim.start()
+        device_id, channel = sim_channel()
+        await until(lambda: has_channel(village, channel), "the NVR's catalog at the village", *servers)
+        # each level asks the one below for its catalog once the level below has it
+        await until(lambda: _online(town, VILLAGE), "the village registered at the town", *servers)
+        assert (await town.cli("catalog", "sync", VILLAGE, "--wait"))["state"] == "complete"  # type: ignore[index]
+        await until(lambda: has_channel(town, channel), "the channel at the town", *servers)
+        await until(lambda: _online(county, TOWN), "the town registered at the county", *servers)
+        assert (await county.cli("catalog", "sync", TOWN, "--wait"))["state"] == "complete"  # type: ignore[index]
+        await until(lambda: has_channel(county, channel), "the channel at the county", *servers)
+        await county.cli("share", "add", PROVINCE, channel, "--as", AS_ID, "--name", "village gate")
+        await until(lambda: province.lower is not None, "the county registered at the province", *servers)
+        assert province.lower is not None
+
+        call = province.invite(province.lower, COUNTY, AS_ID, offer("Play", sink.port, "0000000777",
+                                                                     own_id=PROVINCE))  # fmt: skip
+        status, _, body = await province.final(call, timeout=WAIT)
+        assert status == 200, "\n".join(s.log() for s in servers)
+        assert call.provisional[:1] == [100] and sdp_value(body, "y") == "0000000777"
+        assert sdp_value(body, "o").split()[0] == AS_ID  # the county answers for the ID the province knows
+        province.ack(call)
+        await until(lambda: sink.packets >= 50, "RTP at the province", *servers)
+        assert set(sink.ssrcs) == {777} and sink.pack_headers > 0 and sink.ps_bytes > 10_000
+        (row,) = await county.cli("sessions")  # type: ignore[misc]
+        assert row["device_id"] == TOWN and row["consumer_names"] == {row["consumers"][0]: f"upstream {PROVINCE}"}
+        (row,) = await village.cli("sessions")  # type: ignore[misc]
+        assert row["device_id"] == device_id and list(row["consumer_names"].values()) == [f"upstream {TOWN}"]
+        assert len(await town.cli("sessions")) == (1 if town_mode == "relay" else 0)  # type: ignore[arg-type]
+
+        assert (await province.request(call, "BYE"))[0] == 200
+        for srv in servers:
+            await until(lambda srv=srv: _empty(srv), "every leg torn down", *servers)
+        summary = await sim.quit()
+        assert summary["stats"]["in:INVITE"] == 1 and summary["stats"]["in:BYE"] == 1, summary["stats"]
+        print(f"chain ({town_mode} at the town): {sink.packets} RTP packets, {sink.ps_bytes} PS bytes at the province")
+    finally:
+        sink.close()
+        if sim is not None:
+            await sim.kill()
+        codes = [await srv.stop() if srv.proc else 0 for srv in reversed(servers)]
+        province.close()
+    assert codes == [0] * len(servers)
+
+
+async def _online(srv: Server, device_id: str) -> bool:
+    return (await srv.devices()).get(device_id, {}).get("status") == "online"
