@@ -3,7 +3,8 @@ below it and the raw-socket superior (tests/e2e/raw_superior.py: SIP as text, it
 PS bytes) above it. Relay: RTP reaches the superior with the SSRC it offered, over UDP and over TCP; a second
 INVITE for the channel joins the flowing stream (no second device INVITE); an INVITE with the same Subject replaces
 the old send (App. K); BYE tears every leg down; CANCEL before the 200 gets 487; unknown 404, silent device 408,
-offline device 480. Direct: the device streams straight to the superior. And the issue's chain: village -> town ->
+offline device 480. Direct: the device streams straight to the superior. With a raw-socket camera below: CANCEL
+reaches the device, and the device's BYE goes up (relay and direct). And the issue's chain: village -> town ->
 county (three `serve` processes) with the raw "province" above the county."""
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import pytest
 from gb28181.simulator.inventory import build
 from gb28181.simulator.profile import load_profile
 from tests.e2e.conftest import free_port
+from tests.e2e.raw_media_device import Behaviour, MediaDevice
 from tests.e2e.raw_superior import RawSuperior, RtpSink, offer
 from tests.e2e.serve_helpers import Server
+from tests.e2e.test_catalog_e2e import NVR, packet
 from tests.e2e.test_simulator_e2e import PASSWORD, Sim
 
 pytestmark = pytest.mark.e2e
@@ -374,3 +377,47 @@ async def test_village_town_county_chain_streams_to_the_province(tmp_path: Path,
 
 async def _online(srv: Server, device_id: str) -> bool:
     return (await srv.devices()).get(device_id, {}).get("status") == "online"
+
+
+@pytest.mark.parametrize("mode", ["relay", "direct"])
+async def test_cancel_goes_down_and_a_device_bye_goes_up(tmp_path: Path, mode: str) -> None:
+    """A raw-socket camera (tests/e2e/raw_media_device.py) that answers 100 and then nothing: the superior's CANCEL
+    gets 487 and a CANCEL reaches the device. Then one that ends the stream itself: its BYE goes up."""
+    sup = await RawSuperior.start(UP, UP_PASSWORD)
+    srv = Server(tmp_path, sip_extra='password = "12345678"\nt1 = 0.1',
+                 extra=media(invite_timeout=10) + upstream(UP, sup.port, UP_PASSWORD, share="all", media=mode))
+    await srv.start()
+    dev_id, ch = "34020000001180000009", "34020000001310000009"
+    device = await MediaDevice.start(dev_id, "12345678", ("127.0.0.1", srv.sip_port))
+    sink = await RtpSink.start_udp()
+    try:
+        assert await device.register() == 200
+        assert await device.message(packet(1, 1, [(ch, "门口")]).replace(NVR.encode(), dev_id.encode())) == 200
+        await until(lambda: has_channel(srv, ch), "the camera's channel", srv)
+        await until(lambda: sup.lower is not None, "our REGISTER at the superior", srv)
+        assert sup.lower is not None
+        device.behaviour = Behaviour(answer=False)
+        call = sup.invite(sup.lower, OUR, ch, offer("Play", sink.port, "0440000021"))
+        await until(lambda: len(device.invites) == 1, "the INVITE at the device", srv)
+        sup.cancel(call)
+        assert (await sup.final(call))[0] == 487
+        await until(lambda: device.cancels == 1, "the CANCEL at the device", srv)
+        await until(lambda: _empty(srv), "nothing left after the CANCEL", srv)
+
+        device.behaviour = Behaviour(bye_after=1.0)
+        call = sup.invite(sup.lower, OUR, ch, offer("Play", sink.port, "0440000022"))
+        assert (await sup.final(call))[0] == 200
+        sup.ack(call)
+        await until(lambda: sink.packets >= 10, "RTP at the superior", srv)
+        await until(lambda: call.call_id in sup.byes, "BYE up after the device's BYE", srv)
+        await until(lambda: _empty(srv), "nothing left after the device's BYE", srv)
+        (up,) = await srv.cli("upstream", "status", UP)  # type: ignore[misc]
+        assert up["media_legs"] == []
+        c = await counters(srv)
+        assert c["cascade:cancelled"] == 1 and c["cascade:answered"] == 1
+    finally:
+        sink.close()
+        device.close()
+        rc = await srv.stop()
+        sup.close()
+    assert rc == 0
