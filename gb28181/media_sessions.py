@@ -171,16 +171,19 @@ class MediaService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._starting: dict[tuple[str, int], asyncio.Future[Session]] = {}  # a live stream being set up
         self._info_waiters: dict[TxKey, asyncio.Future[Any]] = {}
+        self.on_ended: Callable[[Session], None] | None = None  # told when a session is released (cascade legs)
 
     # ------------------------------------------------------------------------------------------ operator API
 
     async def start(self, channel_id: str, kind: str, *, transport: str = sdp.UDP, start: int = 0, end: int = 0,
                     speed: int = 1, stream_number: int = 0, what: str = "api",
-                    on_open: Callable[[Session, str], None] | None = None) -> dict[str, Any]:
+                    on_open: Callable[[Session, str], None] | None = None,
+                    joined: Callable[[str], None] | None = None) -> dict[str, Any]:
         """Open (or, for live, join) a session and add a consumer; returns the session row, the consumer id and
         the live path. Waits until media flows or the session failed; a failure raises SessionError.
         ``on_open(session, consumer)`` is told once a new session's receiver is open, before its INVITE goes out
-        (the conformance media probe taps the packets from there and can always end what it opened)."""
+        (the conformance media probe taps the packets from there and can always end what it opened); ``joined``
+        hears the consumer id as soon as it exists (a cascade leg cancelled meanwhile leaves by it)."""
         if kind not in KINDS:
             raise SessionError(f"kind must be one of {', '.join(KINDS)}")
         if transport not in sdp.TRANSPORTS:
@@ -199,6 +202,8 @@ class MediaService:
             if shared is not None:
                 self.count("media:shared")
                 consumer = self.table.join(shared, what)
+                if joined is not None:
+                    joined(consumer)
                 log.info("media %s: %s joins the live stream of %s (%d consumers)", shared.id, consumer, channel_id,
                          len(shared.consumers))  # fmt: skip
                 await self._wait_ready(shared)
@@ -225,6 +230,8 @@ class MediaService:
                 self.ssrcs.release(session.ssrc)
                 raise
             consumer = self.table.join(session, what)
+            if joined is not None:
+                joined(consumer)
             pending = self._pending[session.id] = _Pending(
                 session, wake=asyncio.Event(), ready=asyncio.get_running_loop().create_future(), feeds=[],
                 on_open=(lambda s, c=consumer: on_open(s, c)) if on_open is not None else None)
@@ -298,6 +305,11 @@ class MediaService:
             session = self._find(ident)
         await self._end(session, STOP)
         return session.json(self.tz)
+
+    def dialog_of(self, session_id: str) -> Any:
+        """The device's dialog of an established session (a superior's INFO is relayed in it), else None."""
+        pending = self._pending.get(session_id)
+        return pending.dialog if pending is not None else None
 
     async def control(self, ident: str, action: str, *, scale: float | None = None,
                       position: float | None = None) -> dict[str, Any]:
@@ -556,6 +568,8 @@ class MediaService:
             "media %s: %s of %s ended: %s (%d packets, %d bytes, %d lost)", session.id, session.kind,
             session.channel_id, action.reason, stats.packets if stats else 0, stats.bytes if stats else 0,
             stats.lost if stats else 0)  # fmt: skip
+        if self.on_ended is not None:
+            self.on_ended(session)
 
     async def _discard(self, session: Session) -> None:
         if session.handle:

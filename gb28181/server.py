@@ -64,6 +64,7 @@ from gb28181.operation_service import OperationService
 from gb28181.queries import build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
 from gb28181.rejects import reject_reason
+from gb28181.server_cascade_media import CascadeMediaDriver
 from gb28181.server_upstream import RelayRoute, UpstreamDriver, UpstreamLink
 from gb28181.sn import Correlator, QueryError, check_result
 from gb28181.storage import storage_refusal
@@ -88,6 +89,7 @@ from sip.auth import DigestServer
 from sip.endpoint import (
     AckReceived,
     AckTimeout,
+    CancelReceived,
     ConnectionBroken,
     ConnectionClosed,
     EndpointConfig,
@@ -157,7 +159,7 @@ def load_secrets(cfg: Config) -> Secrets:
 
 
 @dataclass
-class Platform(UpstreamDriver):
+class Platform(UpstreamDriver, CascadeMediaDriver):
     cfg: Config
     secrets: Secrets
     store: RegistryStore
@@ -221,6 +223,7 @@ class Platform(UpstreamDriver):
         self.devices.on_channel_status = self.catalog_changed  # superiors' catalog subscriptions hear of it
         self._init_media()
         self.tracer = TraceHub(self.endpoint, wall=self.wall, address_of=self._address_of)  # gb28181 trace
+        self._init_cascade_media()  # a superior's INVITEs routed down (gb28181/server_cascade_media.py)
 
     def _address_of(self, device_id: str) -> str | None:
         device = self.devices.devices.get(device_id)
@@ -246,8 +249,9 @@ class Platform(UpstreamDriver):
             return
         if isinstance(event, ResponseReceived | TransactionFailed):
             try:
-                if not self.media.on_response(event):
-                    self.broadcasts.on_response(event)  # our BYE ending a voice broadcast
+                # media sessions, then voice broadcasts (our BYE ending one), then cascade legs
+                if not self.media.on_response(event) and not self.broadcasts.on_response(event):
+                    self.cascade_response(event)
             except Exception:  # the error boundary, as below
                 self.count("internal-error")
                 log.exception("internal error handling a %s response", event.request.method)
@@ -256,6 +260,13 @@ class Platform(UpstreamDriver):
             return
         if isinstance(event, (MessageRejected, ConnectionBroken)):  # logged by the runner; counted by reason
             self.count(f"rejected:{reject_reason(event.reason)}")
+            return
+        if isinstance(event, AckReceived | AckTimeout | CancelReceived):
+            try:
+                self.cascade_event(event)  # a superior's INVITE: ACK, no ACK, CANCEL
+            except Exception:  # the error boundary, as below
+                self.count("internal-error")
+                log.exception("internal error handling %s", type(event).__name__)
             return
         if not isinstance(event, RequestReceived) or event.tx is None:
             return
@@ -287,10 +298,14 @@ class Platform(UpstreamDriver):
         elif method == "OPTIONS":
             self.endpoint.reply(event, 200, headers=[("Allow", ALLOW)], now=self.mono())
         elif method == "BYE":
-            if not self.broadcasts.on_bye(event):
+            if not self.broadcasts.on_bye(event) and not self.cascade_bye(event):  # server_cascade_media.py
                 self.media.on_bye(event)
         elif method == "INVITE" and self.broadcasts.on_invite(event):
             pass  # a device's audio INVITE answering our Notify Broadcast (gb28181/broadcast_service.py)
+        elif method == "INVITE" and self._on_superior_invite(event):
+            pass  # a superior's INVITE for a shared channel
+        elif method == "INFO" and self.cascade_info(event):
+            pass  # MANSRTSP from a superior, relayed to the device's dialog
         else:
             self.endpoint.reply(event, 405, headers=[("Allow", ALLOW)], now=self.mono())
 
@@ -591,6 +606,8 @@ class Platform(UpstreamDriver):
         if (link := self._superior(user, peer)) is not None:  # DECISIONS.md: superiors are served
             self._on_superior_message(event, link)
             return
+        if b"MediaStatus" in req.body and self.media_status_by_call_id(event):
+            return  # in a media dialog: its From is the channel (an NVR's), not a registered device
         answer, env = self._screen_message(user, req.content_type, req.body, peer, req)
         if answer is not None or env is None:
             answer = answer or StatelessAnswer(500)
@@ -621,6 +638,8 @@ class Platform(UpstreamDriver):
                 except QueryError as exc:
                     pending.handle.set_exception(exc)
         elif env.kind == "Notify" and env.cmd_type == "MediaStatus":
+            if self.cascade_media_status(req.call_id, req.body):
+                return  # a direct leg's device finished its file: relayed up to the superior
             self.media.on_media_status(user, env.device_id, env.fields.get("NotifyType", ""), req.call_id)
         elif env.kind == "Notify" and env.cmd_type in KIND_OF_CMD:
             self._on_device_notify(user, req.body, env.cmd_type, via="message")
@@ -1345,7 +1364,8 @@ async def run(
     log.info("stopping: %d devices online", sum(1 for d in platform.devices.devices.values() if d.status == "online"))
     ticker.cancel()
     await platform.broadcasts.aclose()
-    await platform.media.aclose()  # BYE every media session while the transport is still up
+    await platform.cascade_aclose()  # BYE every superior's leg ...
+    await platform.media.aclose()  # ... and every media session while the transport is still up
     await platform.operations.stop_moving()  # timed PTZ stops still pending go out before the transport closes
     await platform.stop_upstreams()  # unregister from superiors (Expires 0) while the transport still runs
     await runner.close()

@@ -101,6 +101,7 @@ class UpstreamDriver:
     wall: Callable[[], float]
     mono: Callable[[], float]
     tz: Any
+    cascade_legs: Callable[[str], list[dict[str, Any]]]  # gb28181/server_cascade_media.py
 
     async def start_upstreams(self) -> None:
         """Register to every ``[[upstream]]`` (gb28181.cascade.registration, driven here on the event loop). The
@@ -199,7 +200,8 @@ class UpstreamDriver:
             log.error("status events not stored: %s", exc)
 
     def upstream_status(self) -> list[dict[str, Any]]:
-        """Each superior as operators see it: state, since, next attempt (wall times), last error, shares."""
+        """Each superior as operators see it: state, since, next attempt (wall times), last error, shares, the
+        media legs it holds."""
         now_mono, now_wall = self.mono(), self.wall()
         out = []
         for link in self.upstreams.values():
@@ -207,6 +209,7 @@ class UpstreamDriver:
             st["since"] = link.since
             nxt = st["next_attempt"]
             st["next_attempt"] = None if nxt is None else now_wall + (float(nxt) - now_mono)  # type: ignore[arg-type]
+            st["media_legs"] = self.cascade_legs(link.cfg.id)  # its INVITEs we serve (server_cascade_media.py)
             out.append(st)
         return out
 

@@ -61,6 +61,7 @@ class Session:
             "id": self.id, "channel": self.channel_id, "device_id": self.device_id, "kind": self.kind,
             "transport": self.transport, "ssrc": self.ssrc, "media_port": self.media_port,
             "media_address": self.media_address, "consumers": sorted(self.consumers),
+            "consumer_names": dict(sorted(self.consumers.items())),  # id -> "api", "http", "upstream <superior>"
             "started": datetime.fromtimestamp(self.started, tz).isoformat(timespec="seconds"),
             "state": self.state, "reason": self.call.reason, "error": self.call.error,
             "packets": s.packets if s else 0, "bytes": s.bytes if s else 0, "lost": s.lost if s else 0,
