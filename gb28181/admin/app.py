@@ -24,7 +24,7 @@ GET /api/reports/quality[?format=json|csv]
 Media sessions (§9.2, §9.8, §9.9): POST /api/channels/{id}/{play|playback|download} {transport, start, end, speed} ·
 GET /api/sessions · GET /api/sessions/{id} · POST /api/sessions/{id}/stop (a session, or one consumer) ·
 POST /api/sessions/{id}/control {action: pause|resume|scale|seek, scale, position} ·
-GET /live/{session}?token= (no bearer: the signed token of the live URL, DECISIONS.md) serves the PS stream.
+GET /live/{session or consumer}?token= (no bearer: the signed token of the live URL, DECISIONS.md) serves the PS stream.
 Hardening (issue 9): GET /api/audit[?since=&limit=] (operator actions: every non-GET request under /api is
 recorded with who/when/what/status, see gb28181.admin.audit) · GET /api/lockouts (keys the guard locked out)
 """
