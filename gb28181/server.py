@@ -100,6 +100,7 @@ log = logging.getLogger("gb28181")
 
 ALLOW = "REGISTER, MESSAGE, NOTIFY, SUBSCRIBE, OPTIONS, ACK, BYE, CANCEL"
 USER_AGENT = "gb28181-py/0.1"
+MEDIA_PROBE_INTERVAL = 5.0  # seconds between looks at a media server (ZLMediaKit) for /health and stats
 
 
 @dataclass
@@ -1062,6 +1063,21 @@ class Platform(UpstreamDriver):
         return await ConformanceRun(self, device_id, timeout=timeout, only=only).run()
 
     # ------------------------------------------------------------------ liveness clock
+    def media_status(self) -> dict[str, Any]:
+        """The media backend's state for /health and stats: ZLMediaKit reachable or not, and why."""
+        status = getattr(self.media.backend, "status", None)
+        return status() if status is not None else {"backend": self.cfg.media.backend, "state": "ok"}
+
+    async def media_probe_loop(self, interval: float = MEDIA_PROBE_INTERVAL) -> None:
+        """Ask a media server (ZLMediaKit) how it is now and then, so that operators see it down, or back, without
+        waiting for a play to fail or succeed; each probe is bounded by [media] zlm_timeout and zlm_retries."""
+        probe = getattr(self.media.backend, "probe", None)
+        if probe is None:
+            return
+        while True:
+            await probe()
+            await asyncio.sleep(interval)
+
     async def liveness_loop(self, interval: float = 1.0) -> None:
         while True:
             self.tick()
@@ -1170,12 +1186,14 @@ async def run(
     # Check liveness often enough that a lapse is seen within a quarter of the shortest window.
     tick = min(tick, cfg.keepalive.interval * cfg.keepalive.max_missed / 4)
     ticker = loop.create_task(platform.liveness_loop(tick))
+    prober = loop.create_task(platform.media_probe_loop())
     await platform.start_upstreams()
     if ready is not None:
         ready.set()
     await stop.wait()
     log.info("stopping: %d devices online", sum(1 for d in platform.devices.devices.values() if d.status == "online"))
     ticker.cancel()
+    prober.cancel()
     await platform.media.aclose()  # BYE every media session while the transport is still up
     await platform.operations.stop_moving()  # timed PTZ stops still pending go out before the transport closes
     await platform.stop_upstreams()  # unregister from superiors (Expires 0) while the transport still runs

@@ -251,6 +251,7 @@ class AdminApi:
                 "sip_id": self.platform.cfg.sip.id,
                 "devices": len(self.devices.devices),
                 "online": sum(1 for d in devs if d.status == "online"),
+                "media": self.platform.media_status(),
             }
         )
 
@@ -409,8 +410,11 @@ class AdminApi:
                 "counters": dict(sorted({**self.platform.counters, **self.devices.counters}.items())),
                 "sip": dict(self.platform.endpoint.stats),
                 "lockouts": len(self.platform.guard.lockouts(self.platform.mono())),
+                "media": self.platform.media_status(),
             }
         )
+
+    UP_STATES = ("ok", "unknown")  # media backend states counted as up in /metrics
 
     async def metrics(self, request: web.Request) -> web.Response:
         """The platform's figures in the Prometheus text format (0.0.4), behind the same bearer token as /api/
@@ -441,6 +445,9 @@ class AdminApi:
             "# HELP gb28181_media_sessions Media sessions open now.",
             "# TYPE gb28181_media_sessions gauge",
             f"gb28181_media_sessions {len(media.list()) if media is not None else 0}",
+            "# HELP gb28181_media_backend_up Whether the media backend answered its last call (ZLMediaKit), else 1.",
+            "# TYPE gb28181_media_backend_up gauge",
+            f"gb28181_media_backend_up {int(media is None or self.platform.media_status()['state'] in self.UP_STATES)}",
         ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip
