@@ -5,7 +5,9 @@ same database: `PRAGMA integrity_check` is ok, every channel of the complete syn
 (staged packets live in memory until the sync commits, so nothing of the cut answer is stored, and only a complete
 answer to our own SN may remove: DECISIONS.md "Registry and catalog"), no sync claims to be done or staging, and a
 new sync completes, removing the 300 only then. Over UDP (small packets, the device keeps its registration across
-the restart) and TCP (big packets, the device opens a new connection and registers again, as devices do)."""
+the restart) and TCP (big packets, the device opens a new connection and registers again, as devices do). And once
+with the cut answer committed as partial (inter-packet timeout) before the kill: its items are added and renamed,
+nothing is removed, and after the restart nothing claims a complete sync either."""
 
 from __future__ import annotations
 
@@ -62,11 +64,19 @@ async def full_sync(srv: Server, lower: RawLower, items: list[tuple[str, str]], 
     return summary
 
 
-@pytest.mark.parametrize(("transport", "per_packet"), [("UDP", 4), ("TCP", 50)])
+INTER_PACKET = 3.0  # [catalog] inter_packet_timeout: no gap that long within a sync sent on loopback
+
+
+@pytest.mark.parametrize(
+    ("transport", "per_packet", "partial_first"), [("UDP", 4, False), ("TCP", 50, False), ("UDP", 4, True)]
+)
 async def test_kill_9_mid_catalog_sync_keeps_the_committed_catalog(
-    tmp_path: Path, transport: str, per_packet: int
+    tmp_path: Path, transport: str, per_packet: int, partial_first: bool
 ) -> None:
-    srv = Server(tmp_path, sip_extra=f'password = "{PASSWORD}"')
+    """``partial_first``: the cut answer goes quiet for the inter-packet timeout, is committed as partial (it adds
+    and renames, removes nothing), and only then is the platform killed."""
+    srv = Server(tmp_path, sip_extra=f'password = "{PASSWORD}"',
+                 catalog_extra=f"sync_on_register = false\ninter_packet_timeout = {INTER_PACKET}")  # fmt: skip
     await srv.start()
     lower = RawLower(LOWER, PASSWORD, transport, ("127.0.0.1", srv.sip_port))
     try:
@@ -89,21 +99,32 @@ async def test_kill_9_mid_catalog_sync_keeps_the_committed_catalog(
         answered = len(bodies) // 2
         for body in bodies[:answered]:
             assert await lower.message(body) == 200
-        staging = (await progress(srv, sn))["in_progress"]
-        assert staging == [{"sn": sn, "received": answered * per_packet, "sum_num": CAMERAS, "packets": answered,
-                            "ours": True}]  # fmt: skip
+        sent = dict(second[: answered * per_packet])
+        if partial_first:
+            rc, out, err = await cut
+            assert rc == 0, err
+            result = json.loads(out)
+            got = (result["state"], result["reason"], result["received"], result["removed"])
+            assert got == ("partial", "inter-packet timeout", len(sent), 0), result
+            expected = {**{cid: r["name"] for cid, r in committed.items()}, **sent}  # added and renamed, none gone
+        else:
+            staging = (await progress(srv, sn))["in_progress"]
+            assert staging == [{"sn": sn, "received": len(sent), "sum_num": CAMERAS, "packets": answered,
+                                "ours": True}]  # fmt: skip
+            expected = {cid: r["name"] for cid, r in committed.items()}  # staged in memory: nothing stored
         await srv.stop(signal.SIGKILL)
-        rc, out, err = await cut
-        assert rc != 0 and not out  # the operator's wait fails; it never reports a result
-        assert "Error" in err, err
+        if not partial_first:
+            rc, out, err = await cut
+            assert rc != 0 and not out  # the operator's wait fails; it never reports a result
+            assert "Error" in err, err
 
         assert srv.integrity() == "ok"
         await srv.start()
         assert srv.integrity() == "ok"
         after = await channels(srv)
-        assert set(after) == set(committed), "a channel of the complete sync was lost, or a cut packet stored"
-        assert {cid: r["name"] for cid, r in after.items()} == {cid: r["name"] for cid, r in committed.items()}
-        assert (await srv.devices())[LOWER]["channel_count"] == CAMERAS
+        assert set(committed) <= set(after), "a channel of the complete sync was lost"
+        assert {cid: r["name"] for cid, r in after.items()} == expected
+        assert (await srv.devices())[LOWER]["channel_count"] == len(expected)
         state = await progress(srv)
         assert state == {"device_id": LOWER, "in_progress": [], "result": None}  # nothing claims to be complete
 
@@ -114,7 +135,8 @@ async def test_kill_9_mid_catalog_sync_keeps_the_committed_catalog(
             assert (await srv.devices())[LOWER]["status"] == "online"
         summary = await full_sync(srv, lower, second, per_packet)
         got = (summary["state"], summary["received"], summary["added"], summary["updated"], summary["removed"])
-        assert got == ("complete", CAMERAS, 300, CAMERAS - 300, 300)
+        new = 0 if partial_first else 300  # the partial commit had stored the new cameras already
+        assert got == ("complete", CAMERAS, new, CAMERAS - new, 300)
         final = await channels(srv)
         assert set(final) == {cid for cid, _ in second}
         assert all(r["name"].startswith("二期") for r in final.values())
