@@ -563,15 +563,26 @@ class Platform(UpstreamDriver):
         try:
             async with asyncio.timeout(self.cfg.sip.query_timeout):
                 await self._send_to_device(device_id, "Catalog", body)
-        except TimeoutError as exc:
-            self._catalog_waiters.pop((device_id, sn), None)
-            raise QueryError(f"device {device_id} did not take the Catalog query", kind="timeout") from exc
-        except QueryError:
-            self._catalog_waiters.pop((device_id, sn), None)
-            raise
+        except (TimeoutError, QueryError) as exc:
+            # Its answer to our SN shows it took the query though its 200 never came (lost on a lossy link, and a
+            # retransmitted query not answered again): go on with the sync rather than fail a catalog that arrives.
+            if (isinstance(exc, QueryError) and exc.kind == "refused") or not self._catalog_answering(device_id, sn):
+                self._catalog_waiters.pop((device_id, sn), None)
+                if isinstance(exc, QueryError):
+                    raise
+                raise QueryError(f"device {device_id} did not take the Catalog query", kind="timeout") from exc
+            self.count("catalog:query-200-missing")
+            log.info("catalog query to %s (SN %d): no 200 (%s), but its answer arrives; going on", device_id, sn,
+                     exc.reason if isinstance(exc, QueryError) else "timeout")  # fmt: skip
         if not wait:
             return {"device_id": device_id, "sn": sn, "state": "started"}
         return await done
+
+    def _catalog_answering(self, device_id: str, sn: int) -> bool:
+        """Whether a packet of the device's answer to our query ``sn`` has arrived: staging, or committed (the
+        commit takes the query's waiter)."""
+        progress = self.catalog.progress(device_id, sn)
+        return (progress is not None and progress[1] is not None) or (device_id, sn) not in self._catalog_waiters
 
     def _read_catalog_packet(self, user: str, env: Envelope, body: bytes) -> None:
         try:

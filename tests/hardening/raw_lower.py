@@ -74,6 +74,7 @@ class RawLower:
     local: tuple[str, int] = ("127.0.0.1", 0)
     cseq: int = 1
     call_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    answer_requests: bool = True  # False: the platform's requests get no 200 (as if every one were lost)
     _udp: asyncio.DatagramTransport | None = None
     _writer: asyncio.StreamWriter | None = None
     _reader: asyncio.Task[None] | None = None
@@ -114,6 +115,8 @@ class RawLower:
         if not msg.start or "via" not in msg.headers:
             return
         self.requests.put_nowait(msg)
+        if not self.answer_requests:
+            return
         h = msg.headers  # 200 to every request (RFC 3261 §8.2.6: Via, From, To + tag, Call-ID, CSeq copied)
         self._send(
             f"SIP/2.0 200 OK\r\nVia: {h['via']}\r\nFrom: {h['from']}\r\nTo: {h['to']};tag=lower1\r\n"
