@@ -69,7 +69,9 @@ async def test_a_superior_unreachable_from_the_start_is_retried_with_backoff_and
         await asyncio.sleep(WINDOW)
         row = await status(srv)
         elapsed = time.monotonic() - started
-        assert row["state"] == "failed" and 2 <= row["failures"] <= max_attempts(elapsed), (row, elapsed)
+        # between attempts "failed", during one "registering" again
+        assert row["state"] in ("failed", "registering") and 2 <= row["failures"] <= max_attempts(elapsed), (
+            row, elapsed)  # fmt: skip
         # the platform keeps serving below
         device = await RawDevice.start("34020000001320000031", "12345678", ("127.0.0.1", srv.sip_port))
         assert await device.register() == 200
