@@ -543,6 +543,10 @@ def stats(ctx: click.Context, as_json: bool, admin_url: str, db: str) -> None:
         f"devices {data['devices']}  online {data['online']}  offline {data['offline']}  "
         f"registered {data['registered']}"
     )
+    media = data.get("media") or {}
+    if media.get("state") not in (None, "ok"):  # say so when the media server is not (known to be) reachable
+        click.echo(f"media backend {media.get('backend')}: {media['state']}"
+                   + (f" ({media['error']})" if media.get("error") else ""))  # fmt: skip
     for key, value in data["counters"].items():
         click.echo(f"  {key:<32} {value}")
     storage = data.get("storage")

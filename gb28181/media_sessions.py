@@ -266,12 +266,14 @@ class MediaService:
         raise SessionError(f"{session.kind} of {session.channel_id} ended: {reason}", kind="ended")
 
     def _view(self, session: Session, consumer: str) -> dict[str, Any]:
-        return {**session.json(self.tz), "consumer": consumer, "live": self.live_path(session.id)}
+        return {**session.json(self.tz), "consumer": consumer, "live": self.live_path(consumer)}
 
     def live_path(self, ident: str) -> str:
+        """The signed live URL of a consumer (its viewer rides on it, see ``attach``), else of the session."""
         session = self._find(ident)
+        target = ident if self.table.session_of(ident) is session else session.id
         expires = int(self.wall()) + self.cfg.live_url_ttl
-        return f"/live/{session.id}?token={sign_live(self.live_secret, session.id, expires)}"
+        return f"/live/{target}?token={sign_live(self.live_secret, target, expires)}"
 
     def list(self) -> list[dict[str, Any]]:
         out = []
@@ -664,7 +666,10 @@ class MediaService:
     # ------------------------------------------------------------------------------------------- live HTTP
 
     def attach(self, ident: str) -> tuple[Session, LiveFeed, Callable[[], None]]:
-        """A live viewer: a consumer of the session fed the PS payloads; the returned detach ends it."""
+        """A live viewer fed the PS payloads; the returned detach ends it. On a session's URL the viewer is a
+        consumer of its own, leaving when it disconnects. On a consumer's URL (what `gb28181 play` gets) it is that
+        consumer's viewer: no second consumer, so stopping the consumer ends the stream at once, rather than when
+        the platform notices the viewer's socket close (the stop's answer then said "streaming", 1 consumer left)."""
         session = self._find(ident)
         pending = self._pending.get(session.id)
         subscribe = getattr(self.backend, "subscribe", None)
@@ -674,7 +679,8 @@ class MediaService:
             raise SessionError(f"session {session.id} is over", kind="ended")
         feed = LiveFeed()
         remove = subscribe(session.handle, feed)
-        consumer = self.table.join(session, "http")
+        own = self.table.session_of(ident) is session
+        consumer = ident if own else self.table.join(session, "http")
         assert pending.feeds is not None
         pending.feeds.append(feed)
 
@@ -682,6 +688,8 @@ class MediaService:
             remove()
             if feed in (pending.feeds or []):
                 pending.feeds.remove(feed)  # type: ignore[union-attr]
+            if own:
+                return  # the consumer stays until it is stopped (gb28181 stop), as without a viewer
             _, last = self.table.leave(consumer)
             if last and not session.call.over:
                 self._spawn(self._end(session, STOP))

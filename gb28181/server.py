@@ -112,6 +112,7 @@ log = logging.getLogger("gb28181")
 
 ALLOW = "REGISTER, MESSAGE, NOTIFY, SUBSCRIBE, OPTIONS, ACK, BYE, CANCEL"
 USER_AGENT = "gb28181-py/0.1"
+MEDIA_PROBE_INTERVAL = 5.0  # seconds between looks at a media server (ZLMediaKit) for /health and stats
 
 
 @dataclass
@@ -710,15 +711,26 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
         try:
             async with asyncio.timeout(self.cfg.sip.query_timeout):
                 await self._send_to_device(device_id, "Catalog", body)
-        except TimeoutError as exc:
-            self._catalog_waiters.pop((device_id, sn), None)
-            raise QueryError(f"device {device_id} did not take the Catalog query", kind="timeout") from exc
-        except QueryError:
-            self._catalog_waiters.pop((device_id, sn), None)
-            raise
+        except (TimeoutError, QueryError) as exc:
+            # Its answer to our SN shows it took the query though its 200 never came (lost on a lossy link, and a
+            # retransmitted query not answered again): go on with the sync rather than fail a catalog that arrives.
+            if (isinstance(exc, QueryError) and exc.kind == "refused") or not self._catalog_answering(device_id, sn):
+                self._catalog_waiters.pop((device_id, sn), None)
+                if isinstance(exc, QueryError):
+                    raise
+                raise QueryError(f"device {device_id} did not take the Catalog query", kind="timeout") from exc
+            self.count("catalog:query-200-missing")
+            log.info("catalog query to %s (SN %d): no 200 (%s), but its answer arrives; going on", device_id, sn,
+                     exc.reason if isinstance(exc, QueryError) else "timeout")  # fmt: skip
         if not wait:
             return {"device_id": device_id, "sn": sn, "state": "started"}
         return await done
+
+    def _catalog_answering(self, device_id: str, sn: int) -> bool:
+        """Whether a packet of the device's answer to our query ``sn`` has arrived: staging, or committed (the
+        commit takes the query's waiter)."""
+        progress = self.catalog.progress(device_id, sn)
+        return (progress is not None and progress[1] is not None) or (device_id, sn) not in self._catalog_waiters
 
     def _read_catalog_packet(self, user: str, env: Envelope, body: bytes) -> None:
         try:
@@ -1246,6 +1258,21 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
         return await ConformanceRun(self, device_id, timeout=timeout, only=only).run()
 
     # ------------------------------------------------------------------ liveness clock
+    def media_status(self) -> dict[str, Any]:
+        """The media backend's state for /health and stats: ZLMediaKit reachable or not, and why."""
+        status = getattr(self.media.backend, "status", None)
+        return status() if status is not None else {"backend": self.cfg.media.backend, "state": "ok"}
+
+    async def media_backend_loop(self, interval: float = MEDIA_PROBE_INTERVAL) -> None:
+        """Ask a media server (ZLMediaKit) how it is now and then, so that operators see it down, or back, without
+        waiting for a play to fail or succeed; each probe is bounded by [media] zlm_timeout and zlm_retries."""
+        probe = getattr(self.media.backend, "probe", None)
+        if probe is None:
+            return
+        while True:
+            await probe()
+            await asyncio.sleep(interval)
+
     async def liveness_loop(self, interval: float = 1.0) -> None:
         while True:
             self.tick()
@@ -1357,12 +1384,14 @@ async def run(
     # Check liveness often enough that a lapse is seen within a quarter of the shortest window.
     tick = min(tick, cfg.keepalive.interval * cfg.keepalive.max_missed / 4)
     ticker = loop.create_task(platform.liveness_loop(tick))
+    backend_watch = loop.create_task(platform.media_backend_loop())
     await platform.start_upstreams()
     if ready is not None:
         ready.set()
     await stop.wait()
     log.info("stopping: %d devices online", sum(1 for d in platform.devices.devices.values() if d.status == "online"))
     ticker.cancel()
+    backend_watch.cancel()
     await platform.broadcasts.aclose()
     await platform.cascade_aclose()  # BYE every superior's leg ...
     await platform.media.aclose()  # ... and every media session while the transport is still up

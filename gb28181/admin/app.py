@@ -24,7 +24,7 @@ GET /api/reports/quality[?format=json|csv]
 Media sessions (§9.2, §9.8, §9.9): POST /api/channels/{id}/{play|playback|download} {transport, start, end, speed} ·
 GET /api/sessions · GET /api/sessions/{id} · POST /api/sessions/{id}/stop (a session, or one consumer) ·
 POST /api/sessions/{id}/control {action: pause|resume|scale|seek, scale, position} ·
-GET /live/{session}?token= (no bearer: the signed token of the live URL, DECISIONS.md) serves the PS stream.
+GET /live/{session or consumer}?token= (no bearer: the signed token of the live URL, DECISIONS.md) serves the PS stream.
 Voice broadcast (§9.12): POST /api/devices/{id}/broadcast?channel=&transport=&wait= with a WAV body; its session
 (kind "broadcast") is listed and stopped with the media sessions.
 Hardening (issue 9): GET /api/audit[?since=&limit=] (operator actions: every non-GET request under /api is
@@ -259,6 +259,7 @@ class AdminApi:
                 "sip_id": self.platform.cfg.sip.id,
                 "devices": len(self.devices.devices),
                 "online": sum(1 for d in devs if d.status == "online"),
+                "media": self.platform.media_status(),
             }
         )
 
@@ -418,8 +419,11 @@ class AdminApi:
                 "sip": dict(self.platform.endpoint.stats),
                 "lockouts": len(self.platform.guard.lockouts(self.platform.mono())),
                 "storage": self._storage().as_json(self.platform.mono()),
+                "media": self.platform.media_status(),
             }
         )
+
+    UP_STATES = ("ok", "unknown")  # media backend states counted as up in /metrics
 
     def _storage(self) -> WriteHealth:
         """The registry's write health (disk full, database locked; registry/health.py)."""
@@ -455,6 +459,9 @@ class AdminApi:
             "# TYPE gb28181_media_sessions gauge",
             f"gb28181_media_sessions {len(media.list()) if media is not None else 0}",
             *_storage_metrics(self._storage()),
+            "# HELP gb28181_media_backend_up Whether the media backend answered its last call (ZLMediaKit), else 1.",
+            "# TYPE gb28181_media_backend_up gauge",
+            f"gb28181_media_backend_up {int(media is None or self.platform.media_status()['state'] in self.UP_STATES)}",
         ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip

@@ -106,6 +106,12 @@ class ZlmBackend:
         self._streams: dict[str, _Stream] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        # What operators see (/health, stats), from the last call: "unknown" before any, "ok" once ZLMediaKit
+        # answered, "unreachable" when a call ran out of retries, "auth-failed" on a wrong secret, "error" when
+        # something else answers there.
+        self.state = "unknown"
+        self.error = ""
+        self.failures = 0  # calls in a row that could not reach ZLMediaKit
 
     # ------------------------------------------------------------------------------------------ HTTP API
 
@@ -118,15 +124,48 @@ class ZlmBackend:
         delay = RETRY_DELAY
         for attempt in range(1, attempts + 1):
             try:
-                return await self._post(api, form)
+                answer = await self._post(api, form)
             except _Retryable as exc:
                 if attempt == attempts or (exc.timeout and api not in IDEMPOTENT):
-                    raise MediaError(f"ZLMediaKit at {self.url}: {exc} ({attempt} attempt"
-                                     f"{'s' if attempt > 1 else ''} for {api})") from exc.__cause__
+                    error = MediaError(f"ZLMediaKit at {self.url}: {exc} ({attempt} attempt"
+                                       f"{'s' if attempt > 1 else ''} for {api})")  # fmt: skip
+                    self._note("unreachable", str(error))
+                    raise error from exc.__cause__
                 log.warning("ZLMediaKit %s: %s; retrying in %.1f s", api, exc, delay)
                 await asyncio.sleep(delay)
                 delay *= 2
+            except ZlmError as exc:  # it answered: reachable, though this call failed
+                self._note("auth-failed" if exc.code == AUTH_FAILED else "ok", str(exc) if exc.code == AUTH_FAILED
+                           else "")  # fmt: skip
+                raise
+            except MediaError as exc:
+                self._note("error", str(exc))
+                raise
+            else:
+                self._note("ok", "")
+                return answer
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _note(self, state: str, error: str) -> None:
+        if state != self.state:
+            (log.info if state == "ok" else log.warning)("ZLMediaKit at %s: %s%s", self.url, state,
+                                                         f" ({error})" if error else "")  # fmt: skip
+        self.failures = self.failures + 1 if state == "unreachable" else 0
+        self.state, self.error = state, error
+
+    def status(self) -> dict[str, Any]:
+        """The backend's state for /health and stats (see ``state``)."""
+        return {"backend": "zlmediakit", "url": self.url, "state": self.state, "error": self.error,
+                "failures": self.failures}  # fmt: skip
+
+    async def probe(self) -> dict[str, Any]:
+        """Ask ZLMediaKit how it is (``getServerConfig``, bounded by ``timeout`` and ``retries``), so that its state
+        is known without waiting for a play; learns its RTSP and RTMP ports on the way. Never raises."""
+        try:
+            await self.load_server_config()
+        except MediaError:
+            pass  # recorded by call()
+        return self.status()
 
     async def _post(self, api: str, form: dict[str, str]) -> dict[str, Any]:
         try:

@@ -84,6 +84,7 @@ async def test_five_seconds_of_live_video_over_each_transport(tmp_path: Path, tr
         out = tmp_path / f"live-{transport}.ps"
         row = await cli(srv, "play", CAMERA, "--seconds", "5", "--output", str(out), "--transport", transport)
         assert isinstance(row, dict) and row["written"] > 0
+        assert (row["state"], row["consumers"]) == ("ended", [])  # its stop ended the stream (its viewer rode on it)
         assert len(device.invites) == 1
         start, fields, body = _headers(device.invites[0])
         assert start.startswith(f"INVITE sip:{CAMERA}@")

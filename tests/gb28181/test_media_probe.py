@@ -210,6 +210,7 @@ async def test_history_modes_skip_without_a_recording_and_a_backend_without_pack
         "playback": "no recording to play back: RecordInfo listed none in the last 24 h",
         "download": "no recording to play back: RecordInfo listed none in the last 24 h"}
     assert h.requests("INVITE") == []
-    plain = Harness()  # FakeBackend has no subscribe (like the ZLMediaKit client)
+    plain = Harness()
+    plain.backend.subscribe = None  # type: ignore[assignment]  (no packet access, like the ZLMediaKit client)
     obs = await prober(plain).run(DEVICE, DEVICE, ("live-udp",), MediaObservations())
     assert "no access to the RTP packets" in obs.sessions["live-udp"].skipped and plain.requests("INVITE") == []

@@ -33,6 +33,7 @@ class FakeBackend:
         self.closed: list[str] = []
         self.stats_of: dict[str, ReceiverStats] = {}
         self.fail_open = False
+        self.sinks: dict[str, list[Any]] = {}  # live viewers
 
     async def open_receiver(self, spec: ReceiverSpec, on_no_media: Any = None) -> tuple[int, str]:
         if self.fail_open:
@@ -64,6 +65,10 @@ class FakeBackend:
 
     async def forward(self, handle: str, spec: Any) -> tuple[int, str]:
         raise MediaError("not used")
+
+    def subscribe(self, handle: str, sink: Any) -> Any:
+        self.sinks.setdefault(handle, []).append(sink)
+        return lambda: self.sinks[handle].remove(sink)
 
     async def stop_forward(self, handle: str, forward: str) -> None:
         raise MediaError("not used")
@@ -146,7 +151,7 @@ async def test_padded_ssrc_answer_wins_and_setup_on_udp_is_ignored() -> None:
     row = await task
     assert h.backend.expected["h1"] == 630886 and row["ssrc"] == "0000630886"  # y=0000630886
     assert h.backend.connected == {} and row["state"] == "streaming" and row["transport"] == "udp"
-    assert row["live"].startswith(f"/live/{row['id']}?token=")
+    assert row["live"].startswith(f"/live/{row['consumer']}?token=")
     stop = asyncio.create_task(h.media.stop(row["consumer"]))
     for _ in range(200):
         if h.requests("BYE"):
@@ -304,3 +309,32 @@ async def test_bye_and_info_follow_a_device_that_moved_behind_nat() -> None:
     await stop
     moved = Peer("UDP", "127.0.0.1", 5099)
     assert [p for p, d in sent_to if d.startswith((b"INFO ", b"BYE "))] == [moved, moved]
+
+
+async def test_a_consumers_own_viewer_is_no_second_consumer_so_its_stop_ends_the_stream_at_once() -> None:
+    """`gb28181 play --output` reads the live URL it was given, closes it, then stops its consumer: the stop's
+    answer must say the stream ended, whenever the platform notices the viewer's socket close (found by the lossy
+    live INVITE test: "streaming", one consumer left, in 2 of 4 plays)."""
+    h = Harness()
+    task, _ = await started(h, wild("hikvision/ipc-invite-200ok-ssrc-padded.sdp"))
+    h.backend.media("h1")
+    row = await task
+    path, _, token = row["live"].partition("?token=")
+    assert path == f"/live/{row['consumer']}" and token  # the consumer's own URL
+    session, feed, detach = h.media.attach(row["consumer"])
+    assert list(session.consumers) == [row["consumer"]] and h.backend.sinks["h1"] == [feed]
+    _, _, other_detach = h.media.attach(row["id"])  # a viewer of the session's URL is a consumer of its own
+    assert len(session.consumers) == 2
+    other_detach()
+    assert list(session.consumers) == [row["consumer"]] and not h.requests("BYE")
+    stop = asyncio.create_task(h.media.stop(row["consumer"]))
+    for _ in range(200):
+        if h.requests("BYE"):
+            break
+        await asyncio.sleep(0.01)
+    (bye,) = h.requests("BYE")
+    h.respond(bye, "200 OK")
+    assert (await stop)["state"] == "ended"
+    assert feed.queue.get_nowait() is None  # the viewer's stream ends
+    detach()  # and when its socket close is noticed, there is nothing left to leave
+    assert h.media.list() == [] and len(h.requests("BYE")) == 1

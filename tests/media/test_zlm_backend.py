@@ -131,6 +131,34 @@ async def test_zlmediakit_down_is_retried_then_a_clear_error(http: aiohttp.Clien
     assert zlm.handles() == []
 
 
+async def test_the_state_operators_see_follows_each_call(http: aiohttp.ClientSession) -> None:
+    """unknown -> unreachable (counted, with the reason) -> ok when it comes back (probe learns its ports) ->
+    auth-failed on a wrong secret; a call it refuses (bad arguments) still means it is reachable."""
+    port = free_port(socket.SOCK_STREAM)
+    url = f"http://127.0.0.1:{port}"
+    zlm = ZlmBackend(http, url, SECRET, timeout=2.0, retries=1)
+    assert zlm.status() == {"backend": "zlmediakit", "url": url, "state": "unknown", "error": "", "failures": 0}
+    for n in (1, 2):
+        down = await zlm.probe()  # never raises
+        assert (down["state"], down["failures"]) == ("unreachable", n)
+        assert down["error"].startswith(f"ZLMediaKit at {url}: unreachable") and "2 attempts for getServerConfig" in \
+            down["error"]  # fmt: skip
+    base = free_port()
+    fake = FakeZlm(SECRET, (base, min(base + 5, 65535)))
+    await fake.start(port)
+    try:
+        assert await zlm.probe() == {"backend": "zlmediakit", "url": url, "state": "ok", "error": "", "failures": 0}
+        assert (zlm.rtsp_port, zlm.rtmp_port) == (10554, 11935)
+        with pytest.raises(ZlmError):
+            await zlm.call("getRtpInfo")  # missing stream_id: refused, but ZLMediaKit answered
+        assert zlm.status()["state"] == "ok"
+        zlm.secret = "not-the-secret"
+        assert (await zlm.probe())["state"] == "auth-failed"
+        assert "zlm_secret" in zlm.status()["error"]
+    finally:
+        await fake.stop()
+
+
 async def test_a_slow_zlmediakit_times_out_and_only_reads_are_repeated(fake: FakeZlm,
                                                                        http: aiohttp.ClientSession) -> None:
     zlm = backend_for(fake, http, timeout=0.2, retries=2)
