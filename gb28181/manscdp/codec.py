@@ -507,7 +507,7 @@ def _convert(conv: str, text: str, path: str, extra: dict[str, str]) -> Any:
         if "/" not in text:
             return (text.strip(),) if text.strip() else ()
         if text.replace("/", "").isalnum():  # no whitespace to strip (the common case: digits)
-            return tuple(p for p in text.split("/") if p)
+            return tuple(filter(None, text.split("/")))
         return tuple(p.strip() for p in text.split("/") if p.strip())
     value: Any = None
     if conv == "float" and text.replace(".", "", 1).isdigit() and text.isascii():  # digits, at most one dot
