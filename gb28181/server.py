@@ -648,10 +648,11 @@ class Platform(UpstreamDriver):
         existing = await self.store.channel_ids(commit.device_id)
         d = catalog_diff(existing, commit)
         single = len(commit.items) == 1
-        upserts = [
+        # A generator: the store makes channels chunk by chunk while it writes the previous chunk
+        upserts = (
             ch for item in commit.items
             if (ch := to_channel(item, commit.device_id, self.cfg.sip.id, now, single=single)) is not None
-        ]  # fmt: skip
+        )  # fmt: skip
         await self.store.apply_catalog(commit.device_id, upserts, d.removed)
         self.count("catalog:complete" if commit.complete else "catalog:partial")
         summary = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -302,11 +302,12 @@ def _where(channel: Channel) -> str:
 
 
 def checked_catalog(
-    device_id: str, upserts: Sequence[Channel], removes: Sequence[str], make: Callable[[Channel], T] = checked_channel
+    device_id: str, upserts: Iterable[Channel], removes: Sequence[str], make: Callable[[Channel], T] = checked_channel
 ) -> list[T]:
     """Validated copies of a catalog change (ValueError for a caller's bug): every upsert belongs to
     ``device_id``, and no ID is both upserted and removed. ``make`` turns each channel into what the store keeps
     (by default ``checked_channel``'s copy; the SQLite store makes its row directly, see ``checked_values``)."""
+    upserts = list(upserts)  # read twice below: a generator would be used up by the first pass
     checked = []
     for channel in upserts:
         if channel.device_id != device_id:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import operator
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -593,27 +594,30 @@ class SqliteStore:
             )
         return _channel(rows[0]) if rows else None
 
-    async def apply_catalog(self, device_id: str, upserts: Sequence[Channel], removes: Sequence[str]) -> None:
-        """One transaction. A big catalog (a lower platform's 50,000 channels) is written in chunks of
-        ``_CATALOG_CHUNK`` rows, each validated and converted while SQLite's thread writes the one before (the
-        sqlite3 module releases the GIL while SQLite works), so the two overlap on two cores. A bad channel in any
-        chunk raises ValueError and rolls back the whole change: nothing is written."""
-        chunks = [upserts[i : i + _CATALOG_CHUNK] for i in range(0, len(upserts), _CATALOG_CHUNK)]
-        rows = checked_catalog(device_id, chunks[0] if chunks else (), removes, _channel_row)
+    async def apply_catalog(self, device_id: str, upserts: Iterable[Channel], removes: Sequence[str]) -> None:
+        """One transaction. ``upserts`` is read once, in chunks of ``_CATALOG_CHUNK`` channels, each validated and
+        made rows while SQLite's thread writes the one before (the sqlite3 module releases the GIL while SQLite
+        works), so the two overlap on two cores; a generator that makes the channels (the platform's catalog
+        commit) is thus consumed alongside the writes. A bad channel in any chunk raises ValueError and rolls back
+        the whole change: nothing is written."""
+        upserts = iter(upserts)
+
+        def next_rows() -> list[list[Any]]:
+            return checked_catalog(device_id, list(itertools.islice(upserts, _CATALOG_CHUNK)), removes, _channel_row)
+
+        rows = next_rows()
         gone = [(device_id, channel_id) for channel_id in removes]
         async with self._write("apply_catalog") as db:
             found = await db.execute_fetchall("SELECT 1 FROM devices WHERE id = ?", (device_id,))
             if not list(found):
                 raise KeyError(device_id)
-            for chunk in chunks[1:]:
+            while rows:
                 writing = asyncio.ensure_future(db.executemany(_UPSERT_CHANNEL, rows))
                 try:
-                    await asyncio.sleep(0)  # let it reach SQLite's thread before this one converts the next chunk
-                    rows = checked_catalog(device_id, chunk, removes, _channel_row)
+                    await asyncio.sleep(0)  # let it reach SQLite's thread before this one makes the next chunk
+                    rows = next_rows()
                 finally:
                     await writing  # also on an error or a cancellation: its outcome is never left unread
-            if rows:
-                await db.executemany(_UPSERT_CHANNEL, rows)
             if gone:
                 await db.executemany(_REMOVE_CHANNEL, gone)
 

@@ -622,3 +622,17 @@ async def test_numbers_and_lists_are_stored_as_checked(store: RegistryStore) -> 
     assert (got.longitude, got.latitude, got.parent_ids) == (117.0, 31.0, ("34020000", "340200"))
     assert got.info == {"Resolution": "6/4"}
     assert type(got.longitude) is float and type(got.latitude) is float
+
+
+async def test_upserts_may_come_from_a_generator(store: RegistryStore) -> None:
+    """The platform hands its catalog commit over as a generator, read once while earlier chunks are written:
+    every channel lands, and a bad one anywhere (here the last of 5,001) or an ID also removed applies nothing."""
+    await devices(store)
+    ids = [f"340200000013100{i:05d}" for i in range(5001)]
+    await store.apply_catalog(NVR, (ch(i, name="v1") for i in ids), [])
+    assert await store.count_channels(NVR) == 5001
+    with pytest.raises(ValueError):
+        await store.apply_catalog(NVR, (ch(i, name="v2", status="ON" if i == ids[-1] else "online") for i in ids), [])
+    with pytest.raises(ValueError, match="both"):
+        await store.apply_catalog(NVR, (ch(i, name="v3") for i in ids), [ids[-1]])
+    assert {c.name for c in await store.list_channels(device_id=NVR)} == {"v1"}
