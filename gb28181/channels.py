@@ -9,6 +9,8 @@ their ParentID when they send one (a node's code prefix is not turned into a par
 
 from __future__ import annotations
 
+import operator
+
 from gb28181.manscdp.messages import CatalogItem
 from registry.models import OFFLINE, ONLINE, Channel
 
@@ -45,6 +47,13 @@ def _civil_code(text: str | None) -> str:
     return value if value.isascii() and value.isdigit() and len(value) <= 8 else ""
 
 
+# Item fields kept in a channel's ``info`` (by field name) when the item has them.
+_INFO_FIELDS = ("position_type", "room_type", "use_type", "supply_light_type", "direction_type", "resolution",
+                "download_speed", "event")  # fmt: skip
+_info_values = operator.attrgetter(*_INFO_FIELDS)
+_NO_INFO = (None,) * len(_INFO_FIELDS)
+
+
 def to_channel(item: CatalogItem, device_id: str, server_id: str, now: float, *, single: bool) -> Channel | None:
     """The registry record for one item, or None when the item has no usable ID."""
     channel_id = (item.device_id or "").strip()
@@ -52,13 +61,15 @@ def to_channel(item: CatalogItem, device_id: str, server_id: str, now: float, *,
         return None
     # "ParentID = our server ID" means no parent (the item sits at a superior's root); a parent that is the item
     # itself would make a cycle; a repeated one is kept once, in the order sent (2022 A.2.1.9: "/"-separated).
-    parents = tuple(dict.fromkeys(p for p in item.parent_ids if p and p != server_id and p != channel_id))
-    info = {k: v for k, v in item.extra.items() if isinstance(v, str)}
-    for name in ("position_type", "room_type", "use_type", "supply_light_type", "direction_type", "resolution",
-                 "download_speed", "event"):  # fmt: skip
-        value = getattr(item, name, None)
-        if value is not None:
-            info[name] = str(value)
+    parents = tuple(item.parent_ids)  # the same tuple (items carry tuples)
+    if server_id in parents or channel_id in parents or "" in parents or len(set(parents)) != len(parents):
+        parents = tuple(dict.fromkeys(p for p in parents if p and p != server_id and p != channel_id))
+    info = {k: v for k, v in item.extra.items() if isinstance(v, str)} if item.extra else {}
+    values = _info_values(item)
+    if values != _NO_INFO:  # most items carry none of these
+        for name, value in zip(_INFO_FIELDS, values, strict=True):
+            if value is not None:
+                info[name] = str(value)
     return Channel(
         device_id=device_id,
         id=channel_id,

@@ -757,7 +757,7 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
         waiter = self._catalog_waiters.pop((commit.device_id, commit.sn), None)
         try:
             async with self._device_lock(commit.device_id):  # in order with catalog NOTIFYs (_apply_catalog_notify)
-                summary = await self._store_catalog(commit)
+                summary, added, removed = await self._store_catalog(commit, now := self.wall())
         except (StoreError, KeyError, ValueError) as exc:
             self.count("catalog:store-error")
             log.error("catalog of %s (SN %s) not stored: %s", commit.device_id, commit.sn, exc)
@@ -773,6 +773,18 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
         self.catalog_changed()
         if waiter is not None and not waiter.done():
             waiter.set_result(summary)
+        if added or removed:
+            # Logged once whoever waits was answered (its wakeup is queued before this task's first step): a lower
+            # platform's first sync adds tens of thousands of channels, and making their log rows takes a while.
+            # Still ahead of a NOTIFY that waited for the device lock: that logs only after its own store calls.
+            self._spawn(self._log_catalog_changes(now, commit.device_id, added, removed))
+
+    async def _log_catalog_changes(
+        self, now: float, device_id: str, added: tuple[str, ...], removed: tuple[str, ...]
+    ) -> None:
+        events = [StatusEvent(now, i, "channel-added", kind="channel", reason=device_id) for i in added]
+        events += [StatusEvent(now, i, "channel-removed", kind="channel", reason=device_id) for i in removed]
+        await self._append_events(events, f"catalog of {device_id}")
 
     def catalog_progress(self, device_id: str, sn: int | None = None) -> dict[str, Any]:
         """Syncs of this device still staging, and the stored result of ``sn`` (or of its latest sync) if any."""
@@ -789,22 +801,19 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
         except QueryError as exc:
             log.info("second catalog query to %s failed: %s", device_id, exc.reason)
 
-    async def _store_catalog(self, commit: Commit) -> dict[str, Any]:
-        now = self.wall()
+    async def _store_catalog(
+        self, commit: Commit, now: float
+    ) -> tuple[dict[str, Any], tuple[str, ...], tuple[str, ...]]:
+        """Upsert and remove in one store call; the summary, and the channel IDs added and removed (to log)."""
         existing = await self.store.channel_ids(commit.device_id)
         d = catalog_diff(existing, commit)
         single = len(commit.items) == 1
-        upserts = [
+        # A generator: the store makes channels chunk by chunk while it writes the previous chunk
+        upserts = (
             ch for item in commit.items
             if (ch := to_channel(item, commit.device_id, self.cfg.sip.id, now, single=single)) is not None
-        ]  # fmt: skip
+        )  # fmt: skip
         await self.store.apply_catalog(commit.device_id, upserts, d.removed)
-        events = [StatusEvent(now, i, "channel-added", kind="channel", reason=commit.device_id) for i in d.added]
-        events += [StatusEvent(now, i, "channel-removed", kind="channel", reason=commit.device_id) for i in d.removed]
-        if events:
-            # Written right after, not before the sync is reported done: a lower platform's first sync adds tens
-            # of thousands of channels, and their log rows need not hold up whoever waits for the catalog.
-            self._spawn(self._append_events(events, f"catalog of {commit.device_id}"))
         self.count("catalog:complete" if commit.complete else "catalog:partial")
         summary = {
             "device_id": commit.device_id, "sn": commit.sn, "state": "complete" if commit.complete else "partial",
@@ -813,7 +822,7 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
             "updated": len(d.updated), "removed": len(d.removed), "ours": commit.ours,
         }  # fmt: skip
         log.info("catalog of %s: %s", commit.device_id, summary)
-        return summary
+        return summary, d.added, d.removed
 
     async def _append_events(self, events: list[StatusEvent], what: str) -> None:
         try:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from registry.health import WriteHealth
 from registry.models import (
@@ -188,7 +188,7 @@ class MemoryStore:
         channel = self._channels.get(device_id, {}).get(channel_id)
         return _copy(channel) if channel is not None else None
 
-    async def apply_catalog(self, device_id: str, upserts: Sequence[Channel], removes: Sequence[str]) -> None:
+    async def apply_catalog(self, device_id: str, upserts: Iterable[Channel], removes: Sequence[str]) -> None:
         checked = checked_catalog(device_id, upserts, removes)
         if device_id not in self._devices:
             raise KeyError(device_id)

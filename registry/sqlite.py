@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import operator
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -54,6 +55,7 @@ from registry.models import (
     checked_overrides,
     checked_position,
     checked_shares,
+    checked_values,
     event_code,
     kind_code,
     to_millis,
@@ -266,17 +268,21 @@ def _event(row: Sequence[Any]) -> StatusEvent:
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _catalog_values = operator.attrgetter(*_CATALOG_COLUMNS)
 _PARENT_IDS_AT, _INFO_AT = _CATALOG_COLUMNS.index("parent_ids"), _CATALOG_COLUMNS.index("info")
+_LONGITUDE_AT, _LATITUDE_AT = _CATALOG_COLUMNS.index("longitude"), _CATALOG_COLUMNS.index("latitude")
+_POINT_CLASS_AT, _FIRST_SEEN_AT = _CATALOG_COLUMNS.index("point_class"), _CATALOG_COLUMNS.index("first_seen")
 
 
 def _channel_row(c: Channel) -> list[Any]:
-    """The values of ``_UPSERT_CHANNEL`` for one channel, in _CATALOG_COLUMNS order (JSON for the JSON columns)."""
+    """The values of ``_UPSERT_CHANNEL`` for one reported channel, validated as ``checked_channel`` validates it
+    (ValueError), in _CATALOG_COLUMNS order (JSON for the JSON columns): the row is made straight from the
+    caller's channel, without the checked copy in between."""
+    ids, info, longitude, latitude, point_class, first_seen = checked_values(c)
     row = list(_catalog_values(c))
-    ids = c.parent_ids
     # IDs are digits: letters and digits need no JSON escaping, so the text is built directly
-    row[_PARENT_IDS_AT] = (
-        '["' + '","'.join(ids) + '"]' if all(i.isalnum() for i in ids) and ids else _to_json(list(ids))
-    )
-    row[_INFO_AT] = _to_json(c.info) if c.info else "{}"
+    row[_PARENT_IDS_AT] = '["' + '","'.join(ids) + '"]' if ids and "".join(ids).isalnum() else _to_json(list(ids))
+    row[_INFO_AT] = _to_json(info) if info else "{}"
+    row[_LONGITUDE_AT], row[_LATITUDE_AT], row[_POINT_CLASS_AT] = longitude, latitude, point_class
+    row[_FIRST_SEEN_AT] = first_seen
     return row
 
 
@@ -613,27 +619,30 @@ class SqliteStore:
             )
         return _channel(rows[0]) if rows else None
 
-    async def apply_catalog(self, device_id: str, upserts: Sequence[Channel], removes: Sequence[str]) -> None:
-        """One transaction. A big catalog (a lower platform's 50,000 channels) is written in chunks of
-        ``_CATALOG_CHUNK`` rows, each validated and converted while SQLite's thread writes the one before (the
-        sqlite3 module releases the GIL while SQLite works), so the two overlap on two cores. A bad channel in any
-        chunk raises ValueError and rolls back the whole change: nothing is written."""
-        chunks = [upserts[i : i + _CATALOG_CHUNK] for i in range(0, len(upserts), _CATALOG_CHUNK)]
-        rows = [_channel_row(c) for c in checked_catalog(device_id, chunks[0] if chunks else (), removes)]
+    async def apply_catalog(self, device_id: str, upserts: Iterable[Channel], removes: Sequence[str]) -> None:
+        """One transaction. ``upserts`` is read once, in chunks of ``_CATALOG_CHUNK`` channels, each validated and
+        made rows while SQLite's thread writes the one before (the sqlite3 module releases the GIL while SQLite
+        works), so the two overlap on two cores; a generator that makes the channels (the platform's catalog
+        commit) is thus consumed alongside the writes. A bad channel in any chunk raises ValueError and rolls back
+        the whole change: nothing is written."""
+        upserts = iter(upserts)
+
+        def next_rows() -> list[list[Any]]:
+            return checked_catalog(device_id, list(itertools.islice(upserts, _CATALOG_CHUNK)), removes, _channel_row)
+
+        rows = next_rows()
         gone = [(device_id, channel_id) for channel_id in removes]
         async with self._write("apply_catalog") as db:
             found = await db.execute_fetchall("SELECT 1 FROM devices WHERE id = ?", (device_id,))
             if not list(found):
                 raise KeyError(device_id)
-            for chunk in chunks[1:]:
+            while rows:
                 writing = asyncio.ensure_future(db.executemany(_UPSERT_CHANNEL, rows))
                 try:
-                    await asyncio.sleep(0)  # let it reach SQLite's thread before this one converts the next chunk
-                    rows = [_channel_row(c) for c in checked_catalog(device_id, chunk, removes)]
+                    await asyncio.sleep(0)  # let it reach SQLite's thread before this one makes the next chunk
+                    rows = next_rows()
                 finally:
                     await writing  # also on an error or a cancellation: its outcome is never left unread
-            if rows:
-                await db.executemany(_UPSERT_CHANNEL, rows)
             if gone:
                 await db.executemany(_REMOVE_CHANNEL, gone)
 

@@ -3,7 +3,7 @@ one contract suite (tests/registry/) runs against every implementation."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from registry.models import (
@@ -120,9 +120,10 @@ class RegistryStore(Protocol):
 
     async def get_channel(self, device_id: str, channel_id: str) -> Channel | None: ...
 
-    async def apply_catalog(self, device_id: str, upserts: Sequence[Channel], removes: Sequence[str]) -> None:
-        """Apply one catalog change of a device in ONE transaction: insert or update ``upserts``, then delete the
-        channels of that device named in ``removes`` (unknown IDs are ignored).
+    async def apply_catalog(self, device_id: str, upserts: Iterable[Channel], removes: Sequence[str]) -> None:
+        """Apply one catalog change of a device in ONE transaction: insert or update ``upserts`` (read once, maybe
+        while earlier ones are written: a generator is fine), then delete the channels of that device named in
+        ``removes`` (unknown IDs are ignored).
 
         An upsert replaces every reported field and ``updated_at``; it never touches the ``override_*`` fields
         (a new channel starts with none, whatever the given record holds) and keeps a known channel's

@@ -672,3 +672,48 @@ def test_a_single_string_for_a_sequence_field_is_one_value_not_its_characters() 
 
     body = encode(ConfigDownloadQuery(sn=5, device_id="34020000001320000001", config_type="BasicParam"))  # type: ignore[arg-type]
     assert b"<ConfigType>BasicParam</ConfigType>" in body
+
+
+# ------------------------------------------------------------------------------- the plain reader of list items
+
+PLAIN_SHAPES = [
+    "<Name>a</Name><ParentID>1/2</ParentID><Longitude>108.91</Longitude><Latitude>34.2</Latitude>"
+    "<Info><PTZType>1</PTZType></Info>",
+    "<ParentID> a / b </ParentID><ParentID>c</ParentID>",  # repeated: the general walk keeps the second
+    "<Longitude>1e999</Longitude><Latitude>5.</Latitude><Port>.5</Port><Parental>+1</Parental>",
+    "<Longitude>" + "9" * 400 + "</Longitude><Latitude>1.2.3</Latitude>",
+    "<PTZType>1</PTZType><Info><PTZType>3</PTZType></Info>",  # an alternative path: general walk
+    "<Info><PTZType>3</PTZType></Info><PTZType>1</PTZType>",
+    "<Info/><Info>t</Info><Foo>x</Foo>",
+    "<Info><Foo>1</Foo><PointType>7</PointType><PoType>1</PoType></Info>",
+    "<Status><X>1</X></Status>",
+    "<ParentID>中/文</ParentID><Port>\u0663</Port>",
+]
+
+
+@pytest.mark.parametrize("inner", PLAIN_SHAPES)
+def test_plain_list_item_reader_equals_the_general_walk(inner: str) -> None:
+    """A catalog's items are read by ``_read_plain`` when their shape allows (else it gives None and the general
+    ``_read`` reads them): either way the item is the one ``_read`` makes, field for field and extra in order."""
+    data = item(inner)
+    first_item(data)  # the first read learns the routes; the second may take the plain path
+    elem = codec.parse(data).root.find("DeviceList/Item")
+    general = codec._read(CatalogItem, elem, {})
+    plain = codec._read_plain(CatalogItem, elem)
+    got = first_item(data)
+    assert list(got.__dict__.items()) == list(general.__dict__.items())
+    assert list(got.extra.items()) == list(general.extra.items())
+    if plain is not None:
+        assert list(plain.__dict__.items()) == list(general.__dict__.items())
+
+
+def test_plain_reader_takes_the_common_shape_and_leaves_the_rest() -> None:
+    common = item(PLAIN_SHAPES[0])
+    first_item(common)
+    elem = codec.parse(common).root.find("DeviceList/Item")
+    assert codec._read_plain(CatalogItem, elem) is not None
+    for inner in ("<Name>a</Name><Name>b</Name>", "<PTZType>1</PTZType>", "<Unheard>1</Unheard>"):
+        data = item(inner)
+        first_item(data)
+        elem = codec.parse(data).root.find("DeviceList/Item")
+        assert codec._read_plain(CatalogItem, elem) is None, inner

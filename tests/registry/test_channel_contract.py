@@ -291,6 +291,11 @@ async def test_a_large_catalog_in_one_call(store: RegistryStore) -> None:
         ch(CH3, parent_ids=("340200", 340201)),
         ch(""),
         ch(CH3, device_id=OTHER),  # a channel of another device in this device's catalog
+        ch(CH3, longitude=True),
+        ch(CH3, latitude=float("-inf")),
+        ch(CH3, point_class=True),
+        ch(CH3, info={1: "x"}),
+        ch(CH3, info=[("Resolution", "6")]),  # type: ignore[arg-type]
     ],
     ids=[
         "status",
@@ -303,6 +308,11 @@ async def test_a_large_catalog_in_one_call(store: RegistryStore) -> None:
         "parents",
         "empty-id",
         "device",
+        "bool-longitude",
+        "infinite",
+        "bool-point-class",
+        "info-key",
+        "info-not-dict",
     ],
 )
 async def test_an_invalid_upsert_applies_nothing(store: RegistryStore, bad: Channel) -> None:
@@ -600,3 +610,29 @@ async def test_find_channels_lists_a_channel_on_every_device_that_has_it(store: 
     assert [(c.device_id, c.name) for c in await store.find_channels(CH1)] == [(NVR, "A"), (OTHER, "C")]
     assert [c.device_id for c in await store.find_channels(CH2)] == [NVR]
     assert await store.find_channels(CH3) == []
+
+
+async def test_numbers_and_lists_are_stored_as_checked(store: RegistryStore) -> None:
+    """Integer coordinates become floats and a list of parent IDs a tuple, in every store alike."""
+    await devices(store)
+    given = ch(CH1, longitude=117, latitude=31, parent_ids=["34020000", "340200"], info={"Resolution": "6/4"})  # type: ignore[arg-type]
+    await store.apply_catalog(NVR, [given], [])
+    got = await store.get_channel(NVR, CH1)
+    assert got is not None
+    assert (got.longitude, got.latitude, got.parent_ids) == (117.0, 31.0, ("34020000", "340200"))
+    assert got.info == {"Resolution": "6/4"}
+    assert type(got.longitude) is float and type(got.latitude) is float
+
+
+async def test_upserts_may_come_from_a_generator(store: RegistryStore) -> None:
+    """The platform hands its catalog commit over as a generator, read once while earlier chunks are written:
+    every channel lands, and a bad one anywhere (here the last of 5,001) or an ID also removed applies nothing."""
+    await devices(store)
+    ids = [f"340200000013100{i:05d}" for i in range(5001)]
+    await store.apply_catalog(NVR, (ch(i, name="v1") for i in ids), [])
+    assert await store.count_channels(NVR) == 5001
+    with pytest.raises(ValueError):
+        await store.apply_catalog(NVR, (ch(i, name="v2", status="ON" if i == ids[-1] else "online") for i in ids), [])
+    with pytest.raises(ValueError, match="both"):
+        await store.apply_catalog(NVR, (ch(i, name="v3") for i in ids), [ids[-1]])
+    assert {c.name for c in await store.list_channels(device_id=NVR)} == {"v1"}
