@@ -256,15 +256,14 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
             except Exception:  # the error boundary, as below
                 self.count("internal-error")
                 log.exception("internal error handling a %s response", event.request.method)
-        if isinstance(event, AckReceived | AckTimeout):
-            self.broadcasts.on_ack(event)  # the ACK to our 200 for a broadcast's audio starts the sending
-            return
         if isinstance(event, (MessageRejected, ConnectionBroken)):  # logged by the runner; counted by reason
             self.count(f"rejected:{reject_reason(event.reason)}")
             return
         if isinstance(event, AckReceived | AckTimeout | CancelReceived):
             try:
-                self.cascade_event(event)  # a superior's INVITE: ACK, no ACK, CANCEL
+                # the ACK to our 200 for a broadcast's audio starts the sending; else a superior's INVITE's
+                if isinstance(event, CancelReceived) or not self.broadcasts.on_ack(event):
+                    self.cascade_event(event)  # a superior's INVITE: ACK, no ACK, CANCEL
             except Exception:  # the error boundary, as below
                 self.count("internal-error")
                 log.exception("internal error handling %s", type(event).__name__)
