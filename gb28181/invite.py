@@ -9,6 +9,7 @@ Sans-IO and clock-free: every input takes ``now``; the call returns actions for 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 # States (RFC 3261 §13 from the caller's side, plus the GB media check).
@@ -239,38 +240,32 @@ def read_mansrtsp(body: bytes) -> tuple[str, dict[str, str]]:
 # ------------------------------------------------------------------------- Subject and App. K replacement
 
 
+_SUBJECT = re.compile(r"^\s*([^:,\s]+)(?::([^,\s]*))?\s*(?:,\s*([^:,\s]+)(?::([^,\s]*))?)?\s*$")
+
+
 @dataclass(frozen=True)
 class Subject:
-    """A parsed ``Subject`` header (App. L): the media sender's ID and sequence, the receiver's ID and sequence."""
+    """``sender:senderSeq,receiver:receiverSeq`` (App. L); parsed defensively, parts may be missing (spec digest
+    §10.2: one-part Subjects exist, and Dahua puts 19-character hex strings in the sequences)."""
 
-    sender_id: str
-    sender_seq: str
-    receiver_id: str
-    receiver_seq: str
-
-
-def parse_subject(value: str | None) -> Subject | None:
-    """``sender:seq,receiver:seq`` read defensively (spec digest §10.2: it may be missing or have one part only,
-    and Dahua puts 19-character hex strings in the sequences); None when either identity is missing."""
-    if not value:
-        return None
-    parts = value.split(",")
-    if len(parts) != 2:
-        return None
-    (sender, _, sender_seq), (receiver, _, receiver_seq) = (p.strip().partition(":") for p in parts)
-    sender, receiver = sender.strip(), receiver.strip()
-    if not sender or not receiver:
-        return None
-    return Subject(sender, sender_seq.strip(), receiver, receiver_seq.strip())
+    sender: str = ""
+    sender_seq: str = ""
+    receiver: str = ""
+    receiver_seq: str = ""
 
 
-def replaces(old_subject: str | None, new_subject: str | None) -> bool:
-    """Whether a new INVITE replaces the stream sent for an earlier one (2022 App. K media keepalive; DECISIONS.md:
-    stream sharing): only when the Subject *sender* identity (the media source) and *receiver* identity (the
-    requesting platform or client) both match, so that one superior never ends another's stream. The sequence
-    parts are not identities (the sender's is the new SSRC) and are not compared. A missing or one-part Subject
-    never replaces anything. Which INVITEs are candidates (live vs history, stream number) is the caller's rule."""
-    old, new = parse_subject(old_subject), parse_subject(new_subject)
-    if old is None or new is None:
-        return False
-    return old.sender_id == new.sender_id and old.receiver_id == new.receiver_id
+def parse_subject(value: str | None) -> Subject:
+    m = _SUBJECT.match(value or "")
+    if m is None:
+        return Subject()
+    return Subject(*(g or "" for g in m.groups()))
+
+
+def replaces(old: Subject, new: Subject) -> bool:
+    """2022 App. K (DECISIONS.md): a new INVITE replaces an old send only when its Subject's sender *and*
+    receiver identities both match (one superior never kills another's stream). The receiver's identity is its
+    ID with its receiver sequence (App. L: the receiver's window), so a superior may hold two streams of one
+    channel for two windows; the sender's sequence is the SSRC, new in every INVITE, and is not compared. Which
+    INVITEs are candidates (live vs history, stream number) is the caller's rule."""
+    return bool(new.sender and new.receiver) and \
+        (old.sender, old.receiver, old.receiver_seq) == (new.sender, new.receiver, new.receiver_seq)

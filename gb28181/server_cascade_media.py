@@ -31,20 +31,18 @@ from gb28181.cascade.invite import (
     ByeUp,
     Reject,
     ReleaseDown,
-    Subject,
     UpCall,
     UpOffer,
     answer_sdp,
     answer_up,
     choose_ssrc,
     direct_offer,
-    parse_subject,
     read_offer,
-    replaces,
     status_for,
 )
 from gb28181.cascade.relay import rewrite
 from gb28181.config import Config, media_settings
+from gb28181.invite import Subject, parse_subject, replaces
 from gb28181.invite import subject as subject_header
 from gb28181.manscdp import ManscdpError, parse_envelope
 from gb28181.manscdp.codec import encode as encode_message

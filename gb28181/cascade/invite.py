@@ -12,7 +12,6 @@ Sans-IO and clock-free: inputs take ``now``; the driver (gb28181/server_cascade_
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 from gb28181 import sdp
@@ -220,34 +219,3 @@ def answer_up(answer: bytes, channel_id: str, ssrc: str) -> tuple[bytes, str]:
     y = sd.ssrc_value
     chosen = f"{y:010d}" if y is not None else ssrc
     return replace(sd, origin_user=channel_id, ssrc=chosen).to_bytes(), chosen
-
-
-# ------------------------------------------------------------------------------------------------ Subject
-
-_SUBJECT = re.compile(r"^\s*([^:,\s]+)(?::([^,\s]*))?\s*(?:,\s*([^:,\s]+)(?::(\S*))?)?\s*$")
-
-
-@dataclass(frozen=True)
-class Subject:
-    """``sender:senderSeq,receiver:receiverSeq`` (App. L); parsed defensively, parts may be missing."""
-
-    sender: str = ""
-    sender_seq: str = ""
-    receiver: str = ""
-    receiver_seq: str = ""
-
-
-def parse_subject(value: str | None) -> Subject:
-    m = _SUBJECT.match(value or "")
-    if m is None:
-        return Subject()
-    return Subject(*(g or "" for g in m.groups()))
-
-
-def replaces(old: Subject, new: Subject) -> bool:
-    """2022 App. K (DECISIONS.md): a new INVITE replaces an old send only when its Subject's sender *and*
-    receiver identities both match (one superior never kills another's stream). The receiver's identity is its
-    ID with its receiver sequence (App. L: the receiver's window), so a superior may hold two streams of one
-    channel for two windows; the sender's sequence is the SSRC, new in every INVITE, and is not compared."""
-    return bool(new.sender and new.receiver) and \
-        (old.sender, old.receiver, old.receiver_seq) == (new.sender, new.receiver, new.receiver_seq)

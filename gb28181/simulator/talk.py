@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gb28181.invite import replaces
+from gb28181.invite import parse_subject, replaces
 from gb28181.media import g711, ps, rtp
 
 DialogId = tuple[str, str, str]
@@ -62,5 +62,6 @@ def replaced(sends: dict[DialogId, Send], new: Send) -> list[DialogId]:
     """The earlier live sends of the same channel and stream number that the new INVITE replaces (App. K)."""
     if not new.live:
         return []
+    subject = parse_subject(new.subject)
     return [d for d, s in sends.items() if s.live and s.channel_id == new.channel_id
-            and s.stream_number == new.stream_number and replaces(s.subject, new.subject)]  # fmt: skip
+            and s.stream_number == new.stream_number and replaces(parse_subject(s.subject), subject)]  # fmt: skip

@@ -23,17 +23,15 @@ from gb28181.cascade.invite import (
     ByeUp,
     Reject,
     ReleaseDown,
-    Subject,
     UpCall,
     answer_sdp,
     answer_up,
     choose_ssrc,
     direct_offer,
-    parse_subject,
     read_offer,
-    replaces,
     status_for,
 )
+from gb28181.invite import Subject, parse_subject, replaces
 
 CHANNEL = "34020000001310000001"
 SUPERIOR = "44000000002000000001"
