@@ -277,7 +277,9 @@ class CascadeMediaDriver:
             ("Call-ID", leg.down_call_id),
             ("CSeq", "1 INVITE"),
             ("Contact", f"<sip:{self.cfg.sip.id}@{local}:{sip_port}>"),
-            ("Subject", subject_header(leg.channel_id, leg.ssrc, leg.link.cfg.id)),
+            # the superior's window (receiver sequence) goes down with it: App. K must not take a second window of
+            # one superior for a re-INVITE of its first
+            ("Subject", subject_header(leg.channel_id, leg.ssrc, leg.link.cfg.id, leg.subject.receiver_seq or "0")),
             ("Content-Type", "APPLICATION/SDP"),
         ]), direct_offer(leg.offer, self.cfg.sip.id, leg.channel_id, leg.ssrc))  # fmt: skip
         try:
