@@ -678,9 +678,10 @@ def ptz_control(obs: Observations) -> tuple[str, str, list[str]]:
 
 
 def response_cmd_type(obs: Observations) -> tuple[str, str, list[str]]:
-    """§6: every Response echoes the CmdType and SN of the query it answers, with Result OK where it has one."""
+    """§6: every Response echoes the CmdType and SN of the query it answers, with Result OK where it has one (a
+    Notify Broadcast is answered by a Response Broadcast too, A.2.6.11)."""
     asked = {}
-    for kind in ("Query", "Control"):
+    for kind in ("Query", "Control", "Notify"):
         for e in _requests(obs, "MESSAGE", "out"):
             env = _envelope(e)
             if env is not None and env.kind == kind and env.sn is not None:

@@ -578,3 +578,8 @@ def test_broadcast_skips_say_why() -> None:
     lost.obs.entries.clear()  # the trace kept none of it: not a PASS on the service's word alone
     v, why = verdict(lost, "media.broadcast")
     assert v == WARN and "not in the run's trace" in why, why
+
+
+def test_the_response_broadcast_answers_our_notify() -> None:
+    """A.2.6.11: the Notify Broadcast's SN is one the platform sent (not a stray Response)."""
+    assert verdict(broadcast_run(), "response.cmd-type") == (PASS, "1 Response(s), CmdType and SN as asked")
