@@ -59,6 +59,7 @@ class BroadcastProber:
         self.mono = mono
         self.follow = follow
         self.seconds = seconds
+        self._cleanup: set[asyncio.Task[Any]] = set()  # stoppers that outlive a cancelled probe
 
     async def run(self, device_id: str, into: MediaObservations) -> MediaObservations:
         try:
@@ -117,6 +118,8 @@ class BroadcastProber:
         """Stop what is still running of this device's broadcast (shielded from the run's cancellation); True when
         nothing of it is left."""
         stopper = asyncio.get_running_loop().create_task(self._stop(device_id, task))
+        self._cleanup.add(stopper)
+        stopper.add_done_callback(self._cleanup.discard)
         try:
             async with asyncio.timeout(self.service.cfg.invite_timeout + STOP_BUDGET):
                 await asyncio.shield(stopper)
