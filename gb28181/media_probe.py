@@ -30,7 +30,6 @@ from gb28181.media.backend import MediaError
 from gb28181.operations import OperationError
 from gb28181.sessions import DOWNLOAD, PLAY, PLAYBACK, Session, SessionError
 from gb28181.sn import QueryError
-from registry.store import StoreError
 
 log = logging.getLogger("gb28181.conformance")
 
@@ -46,7 +45,6 @@ CODECS = {0x1B: "H264", 0x24: "H265", 0x10: "MPEG4", 0x80: "SVAC"}  # PSM stream
 START = b"\x00\x00\x01"
 PSM_MAX = 1024  # bytes a PSM may take (a handful of elementary streams); a longer one is not parsed
 MAX_SSRCS = 8
-BROADCAST_UNAVAILABLE = "platform broadcast not available"
 _GB_TIME = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{1,2}):(\d{1,2})")  # spec digest §13 q15
 
 
@@ -218,7 +216,8 @@ class _Opened:
 class MediaProber:
     """Runs the media sessions of one conformance run. ``media`` is gb28181.media_sessions.MediaService;
     ``record_search(channel, start, end)`` the operation service's RecordInfo search; ``channels(device)`` the
-    store's channel list."""
+    store's channel list (kept for its caller, gb28181/server.py; the voice outputs it was read for are now the
+    broadcast probe's, gb28181/conformance/broadcast_probe.py)."""
 
     def __init__(self, *, media: Any, record_search: Callable[[str, float, float], Awaitable[dict[str, Any]]],
                  channels: Callable[[str], Awaitable[list[Any]]], mono: Callable[[], float],
@@ -234,13 +233,8 @@ class MediaProber:
 
     async def run(self, device_id: str, channel_id: str, modes: tuple[str, ...],
                   into: MediaObservations) -> MediaObservations:
-        """Fill ``into`` session by session (what finished stays there if the run's budget cancels the rest)."""
-        try:
-            into.voice_output = any(c.kind == "audio-out" for c in await self.channels(device_id))
-        except StoreError as exc:  # the broadcast clause then says the device lists no voice output
-            log.info("conformance %s: channels unreadable (%s)", device_id, exc)
-        if into.voice_output:
-            into.broadcast_skip = BROADCAST_UNAVAILABLE
+        """Fill ``into`` session by session (what finished stays there if the run's budget cancels the rest). Voice
+        broadcast is not a session of the channel: gb28181/conformance/broadcast_probe.py runs it."""
         if not callable(getattr(self.media.backend, "subscribe", None)):
             why = "the configured media backend gives no access to the RTP packets (use the embedded receiver)"
             for mode in modes:

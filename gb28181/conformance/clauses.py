@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from gb28181 import sdp
 from gb28181.channels import to_channel
 from gb28181.conformance.model import (
     FAIL,
@@ -677,9 +678,10 @@ def ptz_control(obs: Observations) -> tuple[str, str, list[str]]:
 
 
 def response_cmd_type(obs: Observations) -> tuple[str, str, list[str]]:
-    """§6: every Response echoes the CmdType and SN of the query it answers, with Result OK where it has one."""
+    """§6: every Response echoes the CmdType and SN of the query it answers, with Result OK where it has one (a
+    Notify Broadcast is answered by a Response Broadcast too, A.2.6.11)."""
     asked = {}
-    for kind in ("Query", "Control"):
+    for kind in ("Query", "Control", "Notify"):
         for e in _requests(obs, "MESSAGE", "out"):
             env = _envelope(e)
             if env is not None and env.kind == kind and env.sn is not None:
@@ -839,18 +841,151 @@ def media_download(obs: Observations) -> tuple[str, str, list[str]]:
     return _verdict(fails, warns, f"download at {s.speed or 0:.1f}x", s)
 
 
+BROADCAST_ANSWER_WARN = 5.0  # s from the Notify Broadcast to its Response, and from the Response to the INVITE
+BROADCAST_SHORT = 0.8  # share of the tone that must have been sent before the device's own BYE is not flagged
+
+
+def _sdp_of(e: TraceEntry) -> sdp.SessionDescription | None:
+    try:
+        return sdp.parse(e.message.body) if e.message.body.strip() else None
+    except sdp.SdpError:
+        return None
+
+
+def _audio_offer(e: TraceEntry) -> tuple[sdp.SessionDescription, sdp.Media] | None:
+    offer = _sdp_of(e)
+    audio = next((m for m in offer.media if m.kind == "audio"), None) if offer is not None else None
+    return (offer, audio) if offer is not None and audio is not None else None
+
+
+def _audio_codecs(m: sdp.Media) -> str:
+    rtpmap = m.rtpmap
+    names = [rtpmap.get(pt, {8: "PCMA", 96: "PS"}.get(pt, str(pt))).split("/")[0].upper() for pt in m.payload_types]
+    return ", ".join(names) or "none"
+
+
+def _broadcast_exchange(obs: Observations, started: float, ended: float) -> dict[str, TraceEntry | Envelope | None]:
+    """The broadcast's SIP exchange in the trace between ``started`` and ``ended`` (spec digest §7.11 steps 1-4)."""
+    window = [e for e in obs.entries if started <= e.at <= ended]
+    sub = Observations(obs.device_id, obs.platform_id, entries=window)
+    notify = next(iter(_manscdp(sub, "Broadcast", kind="Notify", direction="out")), None)
+    found: dict[str, TraceEntry | Envelope | None] = {"notify": None, "notify_env": None, "response": None,
+                                                      "response_env": None, "invite": None, "invite_answer": None,
+                                                      "ack": None, "bye": None, "bye_answer": None}  # fmt: skip
+    if notify is not None:
+        found["notify"], found["notify_env"] = notify
+        found["response"], found["response_env"] = next(
+            ((e, env) for e, env in _manscdp(sub, "Broadcast") if env.sn == notify[1].sn), (None, None))
+    invite = next((e for e in _requests(sub, "INVITE") if _audio_offer(e) is not None), None)
+    if invite is not None:
+        found["invite"], found["invite_answer"] = invite, _answer(sub, invite)
+        call_id = invite.message.call_id
+        found["ack"] = next((e for e in _requests(sub, "ACK") if e.message.call_id == call_id), None)
+        bye = next((e for e in window if e.is_request and e.method == "BYE" and e.message.call_id == call_id), None)
+        if bye is not None:
+            found["bye"], found["bye_answer"] = bye, _answer(sub, bye)
+    return found
+
+
 def media_broadcast(obs: Observations) -> tuple[str, str, list[str]]:
-    """§7.11 (STD22 §9.12): voice broadcast, where the device lists a voice output."""
+    """§7.11 (GB/T 28181-2016 §9.12, A.2.5.5, A.2.6.11): where the device lists a voice output, a short broadcast:
+    Notify Broadcast answered Response Result OK, then the device INVITEs the SourceID (m=audio PCMA 8 and/or PS 96,
+    recvonly, y=, Subject), ACKs our sendonly 200, takes our G.711A RTP, and the BYE ends it."""
     media: MediaObservations = obs.media
-    if not media.voice_output:
-        return SKIP, "the device lists no voice output", []
-    if media.broadcast is None and media.broadcast_skip:
-        return SKIP, media.broadcast_skip, []
-    if media.broadcast is None:
-        return SKIP, "no broadcast session in this run", []
-    if media.broadcast.error:
-        return FAIL, f"broadcast: {media.broadcast.error}", []
-    return PASS, "broadcast accepted", []
+    a = media.broadcast
+    if a is None:
+        if media.broadcast_skip:
+            return SKIP, media.broadcast_skip, []
+        if not media.voice_output:
+            return SKIP, "the device lists no voice output", []
+        return SKIP, "no broadcast in this run", []
+    x = _broadcast_exchange(obs, a.started, a.ended)
+    notify, response, invite = x["notify"], x["response"], x["invite"]
+    n_env, r_env = x["notify_env"], x["response_env"]
+    fails: list[str] = []
+    warns: list[str] = []
+    ev = [f"broadcast of a {a.seconds:g} s tone to {a.target}"]
+    if isinstance(notify, TraceEntry) and isinstance(n_env, Envelope):
+        sent = _answer(obs, notify)
+        ev.append(f"Notify Broadcast SN {n_env.sn}: SourceID {n_env.fields.get('SourceID', '')}, TargetID "
+                  f"{n_env.fields.get('TargetID', '')} -> {sent.status if sent else 'no'} answer to the MESSAGE")
+    else:
+        ev.append("no Notify Broadcast seen in the trace")
+        if not a.error:  # the service sent one: the trace did not keep it
+            warns.append("the broadcast's Notify is not in the run's trace")
+    result = ""
+    if isinstance(response, TraceEntry) and isinstance(r_env, Envelope) and isinstance(notify, TraceEntry):
+        result = r_env.fields.get("Result", "").strip().upper()
+        took = response.at - notify.at
+        ev.append(f"Response Broadcast Result {result or '(none)'} {took:.2f} s after the Notify")
+        if result != "OK" and not a.error:  # the service's error says it already
+            fails.append(f"Response Broadcast Result {result or '(none)'}")
+        elif took > BROADCAST_ANSWER_WARN:
+            warns.append(f"Response Broadcast after {took:.1f} s")
+    elif notify is not None:
+        ev.append("no Response Broadcast MESSAGE (A.2.6.11)")
+        if invite is not None:
+            warns.append("no Response Broadcast MESSAGE before the audio INVITE (A.2.6.11)")
+    if isinstance(invite, TraceEntry):
+        offer, m = _audio_offer(invite) or (None, None)
+        assert offer is not None and m is not None
+        after = invite.at - (response.at if isinstance(response, TraceEntry) else notify.at if notify else a.started)
+        since = "Response" if isinstance(response, TraceEntry) else "Notify"
+        subject = invite.message.headers.get("subject") or ""
+        ev.append(f"device INVITE {invite.message.uri} {after:.2f} s after the {since}: m=audio {m.port} {m.proto} "
+                  f"{' '.join(m.formats)} ({_audio_codecs(m)}), {m.direction or 'no direction'}, "
+                  f"y={offer.ssrc or '(none)'}, Subject {subject or '(none)'}")  # fmt: skip
+        if not any(c in ("PCMA", "PS") for c in _audio_codecs(m).split(", ")):
+            fails.append(f"the audio INVITE offers neither PCMA nor PS ({_audio_codecs(m)})")
+        if not offer.ssrc:
+            warns.append("no y= in the audio INVITE")
+        if m.direction not in ("recvonly", None):
+            warns.append(f"the audio INVITE is {m.direction}, not recvonly")
+        if not subject:
+            warns.append("no Subject in the audio INVITE")
+        if after > BROADCAST_ANSWER_WARN:
+            warns.append(f"audio INVITE {after:.1f} s after the {since}")
+        answer = x["invite_answer"]
+        if isinstance(answer, TraceEntry):
+            ours = _sdp_of(answer)
+            om = next((m for m in ours.media if m.kind == "audio"), None) if ours is not None else None
+            ev.append(f"our {answer.status}" + (f": {om.direction}, {_audio_codecs(om)}, y={ours.ssrc}"
+                                                if om is not None and ours is not None else ""))  # fmt: skip
+        ack = x["ack"]
+        ev.append(f"ACK {ack.at - answer.at:.2f} s after our 200" if isinstance(ack, TraceEntry) and
+                  isinstance(answer, TraceEntry) else "no ACK to our 200")  # fmt: skip
+    elif result == "OK" or (notify is not None and response is None):
+        ev.append("no audio INVITE from the device in the trace")
+        if not a.error:  # the service had one: the trace did not keep it
+            warns.append("the device's audio INVITE is not in the run's trace")
+    row = a.row or {}
+    if row:
+        payload = {8: "PCMA", 96: "PS"}.get(row.get("payload") or 0, "audio")
+        ev.append(f"RTP sent: {row.get('packets', 0)} packets, {row.get('sent_seconds', 0):g} s of {payload} over "
+                  f"{row.get('transport') or '?'} to {row.get('media_address') or '?'}, SSRC {row.get('ssrc') or '?'}")
+        if not row.get("packets"):
+            fails.append("no RTP sent")
+        reason = str(row.get("reason") or "")
+        if "device ended" in reason and float(row.get("sent_seconds") or 0) < BROADCAST_SHORT * a.seconds:
+            warns.append(f"the device hung up after {float(row.get('sent_seconds') or 0):g} s of {a.seconds:g} s")
+    bye, bye_answer = x["bye"], x["bye_answer"]
+    if isinstance(bye, TraceEntry):
+        who = "ours" if bye.direction == "out" else "the device's"
+        ev.append(f"BYE ({who}) " + (f"answered {bye_answer.status}" if isinstance(bye_answer, TraceEntry)
+                                     else "not answered"))  # fmt: skip
+    ended = str(row.get("reason") or "") or "by the broadcast service, on the error"
+    ev.append(f"ended: {ended}" if a.over else "not ended: the broadcast is still running")
+    ev += list(a.notes)
+    if a.error:
+        fails.insert(0, a.error)
+    if not a.over:
+        fails.append("the broadcast could not be ended")
+    if fails:
+        return FAIL, "; ".join(dict.fromkeys(fails)), [*ev, *(f"also: {w}" for w in warns)]
+    if warns:
+        return WARN, "; ".join(warns), ev
+    return PASS, (f"Result OK, audio INVITE answered and ACKed, {row.get('packets', 0)} RTP packets "
+                  f"({row.get('sent_seconds', 0):g} s) sent, ended: {ended}"), ev
 
 
 # ------------------------------------------------------------------------------------------ the list

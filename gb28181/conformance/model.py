@@ -11,6 +11,8 @@ from gb28181.conformance.trace import TraceEntry
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 VERDICTS = (PASS, WARN, FAIL, SKIP)
 MEDIA_UNAVAILABLE = "media sessions not available in this build"
+BROADCAST_UNAVAILABLE = "platform broadcast not available"
+NO_VIDEO = "no video channel known to open a media session on"
 
 
 @dataclass(frozen=True)
@@ -103,10 +105,27 @@ class MediaSession:
     evidence: tuple[str, ...] = ()  # what the probe saw, line by line (SDP answer, PS walk, timings, teardown)
 
 
+@dataclass(frozen=True)
+class BroadcastAttempt:
+    """One short voice broadcast of the run (gb28181/conformance/broadcast_probe.py): what the broadcast service
+    said; the clause reads the SIP exchange itself (Notify, Response, the device's INVITE, ACK, BYE) from the trace
+    between ``started`` and ``ended`` (spec digest §7.11)."""
+
+    target: str  # the TargetID (a 137 voice output, or the device for all its outputs)
+    seconds: float  # length of the tone sent
+    started: float  # monotonic: just before the Notify Broadcast
+    ended: float  # monotonic: the broadcast was over (or given up)
+    row: dict[str, Any] | None = None  # the service's row once it ended: reason, packets, payload, ssrc, transport
+    error: str = ""  # why it failed: refused (Result ERROR, SIP error), no INVITE, no ACK, audio failed, timed out
+    kind: str = ""  # the BroadcastError kind: refused, timeout, offline, invalid, busy
+    over: bool = True  # False: it could not be ended (the run never leaves one running knowingly)
+    notes: tuple[str, ...] = ()  # how the probe ended it when it had to (budget, bound)
+
+
 @dataclass
 class MediaObservations:
     sessions: dict[str, MediaSession] = field(default_factory=dict)  # by mode, filled as each session ends
-    broadcast: MediaSession | None = None  # voice broadcast, when the device lists an audio output
+    broadcast: BroadcastAttempt | None = None  # voice broadcast, when the device lists an audio output
     voice_output: bool = False  # the device lists a voice output (type 137) in its catalog
-    broadcast_skip: str = ""  # why no broadcast session was tried although the device has a voice output
+    broadcast_skip: str = ""  # why no broadcast was tried (not reached, no broadcast service, channels unreadable)
     skipped: str = ""  # why no media session was tried at all (every media clause is then SKIP with it)

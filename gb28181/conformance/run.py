@@ -10,6 +10,8 @@ Media: the platform's ``async media_probe(device_id, channel_id, modes, into=Med
 catalog: the device itself) and fills ``into`` session by session, so that what finished before the budget ran out
 is still judged. It ends every session it opened (BYE) before it returns or when it is cancelled, so that a run
 never leaves a device streaming. A platform without it gets SKIP, "media sessions not available in this build".
+Voice broadcast (``media.broadcast``) goes through the platform's ``broadcasts`` service
+(gb28181/conformance/broadcast_probe.py) when the device lists a voice output, with or without a video channel.
 """
 
 from __future__ import annotations
@@ -21,8 +23,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gb28181.conformance.broadcast_probe import BroadcastProber
 from gb28181.conformance.clauses import Clause, evaluate, select
-from gb28181.conformance.model import MEDIA_MODES, MediaObservations, Observations, Probe, Result
+from gb28181.conformance.model import (
+    MEDIA_MODES,
+    NO_VIDEO,
+    MediaObservations,
+    MediaSession,
+    Observations,
+    Probe,
+    Result,
+)
 from gb28181.conformance.trace import Trace
 from gb28181.operations import OperationError
 from gb28181.sn import QueryError
@@ -156,7 +167,8 @@ class ConformanceRun:
         media_probe = getattr(p, "media_probe", None)
         media_wanted = media_probe is not None and any(c.media for c in self.clauses)
         if media_wanted:
-            self.media = MediaObservations(skipped="not reached within the run's budget")
+            self.media = MediaObservations(skipped="not reached within the run's budget",
+                                           broadcast_skip="not reached within the run's budget")  # fmt: skip
         if not p.devices.is_registered(dev):
             self.notes.append("waited for the device to register")
             for _ in range(int(self.timeout * 5) + 1):  # bounded by the run's budget as well
@@ -194,13 +206,16 @@ class ConformanceRun:
         if "reset-alarm" in want:
             await self._probe("reset-alarm", lambda: p.reset_alarm(dev, "conformance"))
         if media_wanted and self.media is not None:
+            self.media.skipped = ""
             # an IPC (type 131/132, App. E) that listed no catalog streams under its own ID
             media_target = target or (dev if dev[10:13] in ("131", "132") else None)
-            if media_target is None:
-                self.media.skipped = "no video channel known to open a media session on"
-            else:
-                self.media.skipped = ""
+            if media_modes and media_target is None:
+                self.media.sessions.update({m: MediaSession(m, skipped=NO_VIDEO) for m in media_modes})
+            elif media_modes:
                 await media_probe(dev, media_target, media_modes, into=self.media)
+            if any(c.id == "media.broadcast" for c in self.clauses):  # a voice output needs no video channel
+                await BroadcastProber(service=getattr(p, "broadcasts", None), channels=self._channels, mono=p.mono,
+                                      follow=self.trace.also.add).run(dev, self.media)  # fmt: skip
         for kind in ("catalog", "alarm", "position"):
             if f"subscribe-{kind}" in want:
                 before = p.subs.get(dev, kind)
@@ -216,6 +231,9 @@ class ConformanceRun:
         value = dict(await self.platform.query(self.device_id, "status"))
         value["_wall"] = self.platform.wall()
         return value
+
+    async def _channels(self, device_id: str) -> list[Any]:
+        return await self.platform.store.list_channels(device_id=device_id)
 
     async def _video_target(self) -> str | None:
         """The device's first video channel (the device itself for a camera listing only itself)."""

@@ -55,19 +55,26 @@ class TraceEntry:
 
 
 class Trace:
-    """Messages whose From or To user is ``device_id``, at most ``limit`` of them (the oldest are dropped)."""
+    """Messages whose From or To user is ``device_id`` (or one of ``also``: a channel of it that signals under its
+    own ID, like the voice output whose audio INVITE some devices send from it, §9.12), at most ``limit`` of them
+    (the oldest are dropped)."""
 
     def __init__(self, device_id: str, limit: int = MAX_ENTRIES) -> None:
         self.device_id = device_id
+        self.also: set[str] = set()
         self.entries: deque[TraceEntry] = deque(maxlen=limit)
         self.dropped = 0
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        return (self.device_id, *sorted(self.also))
 
     def record(self, direction: str, message: Request | Response, peer: Peer, now: float) -> None:
         try:
             users = (message.from_.user, message.to.user)
         except RemoteProtocolError:
             return
-        if self.device_id not in users:
+        if self.device_id not in users and not self.also.intersection(users):
             return
         if len(self.entries) == self.entries.maxlen:
             self.dropped += 1
@@ -109,7 +116,7 @@ class TracingEndpoint(Endpoint):
     def sent(self, transmits: list[Transmit]) -> None:
         now = self.clock()
         for item in transmits:
-            wanted = [t for t in self.traces.values() if t.device_id.encode() in item.data]
+            wanted = [t for t in self.traces.values() if any(u.encode() in item.data for u in t.users)]
             if not wanted or item.close:
                 continue
             try:

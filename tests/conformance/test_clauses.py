@@ -5,8 +5,17 @@ from __future__ import annotations
 import pytest
 
 from gb28181.conformance.clauses import BY_ID, CLAUSES, evaluate, select
-from gb28181.conformance.model import FAIL, MEDIA_UNAVAILABLE, PASS, SKIP, WARN, MediaObservations, MediaSession
-from tests.conformance.helpers import DEV, PLATFORM, Builder, manscdp, video_item
+from gb28181.conformance.model import (
+    FAIL,
+    MEDIA_UNAVAILABLE,
+    PASS,
+    SKIP,
+    WARN,
+    BroadcastAttempt,
+    MediaObservations,
+    MediaSession,
+)
+from tests.conformance.helpers import DEV, PLATFORM, Builder, manscdp, request, response, sip, video_item
 
 QOP = [("WWW-Authenticate", 'Digest realm="3402000000", nonce="abc", algorithm=MD5, qop="auth"')]
 
@@ -459,9 +468,9 @@ def test_media_evidence_skips_loss_and_broadcast_reasons() -> None:
     voice.obs.media.voice_output, voice.obs.media.broadcast_skip = True, "platform broadcast not available"
     assert verdict(voice, "media.broadcast") == (SKIP, "platform broadcast not available")
     none = Builder()
-    none.obs.media = MediaObservations(skipped="no video channel known to open a media session on")
+    none.obs.media = MediaObservations(skipped="the device is not registered")
     for clause in ("media.live-udp", "media.download", "media.broadcast"):
-        assert verdict(none, clause) == (SKIP, "no video channel known to open a media session on")
+        assert verdict(none, clause) == (SKIP, "the device is not registered")
 
 
 def test_record_info_judges_only_the_records_probe_answer() -> None:
@@ -474,3 +483,103 @@ def test_record_info_judges_only_the_records_probe_answer() -> None:
     assert verdict(b, "query.record-info") == (PASS, "1 records in 1 packet(s), SumNum 1")
     b.probe("records", value={"records": 2})  # without the SN every RecordInfo answer counts
     assert verdict(b, "query.record-info")[0] == FAIL
+
+
+# ------------------------------------------------------------------------------------------ voice broadcast (§7.11)
+OUTPUT = "34020000001370000001"
+AUDIO_OFFER = ("v=0\r\no={dev} 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               "m=audio 16000 RTP/AVP 8 96\r\na=recvonly\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 PS/90000\r\n"
+               "{y}f=v/////a/1/8/1\r\n")  # fmt: skip
+OUR_ANSWER = (b"v=0\r\no=34020000002000000001 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+              b"m=audio 30000 RTP/AVP 8\r\na=sendonly\r\na=rtpmap:8 PCMA/8000\r\ny=0200000017\r\n"
+              b"f=v/////a/1/8/1\r\n")  # fmt: skip
+ROW = {"id": "b1", "state": "ended", "reason": "end of file", "error": False, "packets": 50, "sent_seconds": 1.0,
+       "payload": 8, "transport": "udp", "media_address": "127.0.0.1:16000", "ssrc": "0200000017"}  # fmt: skip
+
+
+def broadcast_run(result: str | None = "OK", *, invite: bool = True, y: bool = True, subject: bool = True,
+                  response_at: float = 10.2, bye_from_device: bool = False, row: dict | None = ROW,
+                  error: str = "", over: bool = True) -> Builder:  # fmt: skip
+    """A traced broadcast: our Notify Broadcast, the device's Response, its audio INVITE, our 200, ACK, BYE."""
+    b = Builder()
+    b.obs.media = MediaObservations(voice_output=True)
+    notify = manscdp("Notify", "Broadcast", 7, f"<SourceID>{PLATFORM}</SourceID><TargetID>{OUTPUT}</TargetID>\r\n")
+    b.exchange("MESSAGE", 200, incoming=False, at=10.0, body=notify)
+    if result is not None:
+        answer = manscdp("Response", "Broadcast", 7, f"<Result>{result}</Result>")
+        b.exchange("MESSAGE", 200, at=response_at, body=answer)
+    if invite:
+        offer = AUDIO_OFFER.format(dev=DEV, y="y=0200000017\r\n" if y else "").encode()
+        headers = [("Subject", f"{PLATFORM}:0200000017,{DEV}:0")] if subject else []
+        inv = request("INVITE", call_id="talk", cseq=1, headers=headers, body=offer)
+        b.add("in", inv, response_at + 0.1)
+        ok = response(inv, 200)
+        framing = [(k, v) for k, v in ok.headers.items() if k.lower() != "content-length"]
+        b.add("out", sip("SIP/2.0 200 OK", [*framing, ("Content-Type", "application/sdp")], OUR_ANSWER))
+        b.add("in", request("ACK", call_id="talk", cseq=1), response_at + 0.15)
+        bye = request("BYE", call_id="talk", cseq=2, incoming=bye_from_device)
+        b.add("in" if bye_from_device else "out", bye, response_at + 1.2)
+        b.add("out" if bye_from_device else "in", response(bye, 200))
+    kind = "refused" if error else ""
+    b.obs.media.broadcast = BroadcastAttempt(OUTPUT, 1.0, 9.9, response_at + 2, row, error, kind, over)
+    return b
+
+
+def test_broadcast_passes_with_the_whole_exchange_in_evidence() -> None:
+    b = broadcast_run()
+    v, why = verdict(b, "media.broadcast")
+    assert v == PASS and "50 RTP packets (1 s) sent" in why and "end of file" in why, why
+    ev = evidence(b, "media.broadcast")
+    assert ev[1] == f"Notify Broadcast SN 7: SourceID {PLATFORM}, TargetID {OUTPUT} -> 200 answer to the MESSAGE"
+    assert ev[2] == "Response Broadcast Result OK 0.20 s after the Notify"
+    assert ev[3].startswith("device INVITE sip:34020000002000000001@3402000000 0.10 s after the Response: "
+                            "m=audio 16000 RTP/AVP 8 96 (PCMA, PS), recvonly, y=0200000017, Subject ")
+    assert ev[4:6] == ["our 200: sendonly, PCMA, y=0200000017", "ACK 0.05 s after our 200"]
+    assert "RTP sent: 50 packets, 1 s of PCMA over udp to 127.0.0.1:16000, SSRC 0200000017" in ev
+    assert "BYE (ours) answered 200" in ev and ev[-1] == "ended: end of file"
+
+
+def test_broadcast_refused_with_result_error_fails_with_the_response() -> None:
+    reason = "broadcast b1 to 34020000001370000001: the device refused the broadcast: Result ERROR"
+    b = broadcast_run("ERROR", invite=False, row=None, error=reason)
+    v, why = verdict(b, "media.broadcast")
+    assert (v, why) == (FAIL, reason)
+    ev = evidence(b, "media.broadcast")
+    assert "Response Broadcast Result ERROR 0.20 s after the Notify" in ev and "no audio INVITE" not in " ".join(ev)
+    assert ev[-1] == "ended: by the broadcast service, on the error"
+
+
+@pytest.mark.parametrize(("changes", "expected", "words"), [
+    ({"y": False}, WARN, "no y= in the audio INVITE"),
+    ({"subject": False}, WARN, "no Subject in the audio INVITE"),
+    ({"result": None}, WARN, "no Response Broadcast MESSAGE before the audio INVITE"),
+    ({"response_at": 17.0}, WARN, "Response Broadcast after 7.0 s"),
+    ({"bye_from_device": True, "row": {**ROW, "reason": "the device ended the broadcast (BYE)", "packets": 10,
+                                       "sent_seconds": 0.2}}, WARN, "the device hung up after 0.2 s of 1 s"),
+    ({"invite": False, "row": None, "error": "the device said OK but sent no INVITE within 5 s"}, FAIL,
+     "sent no INVITE within 5 s"),
+    ({"row": {**ROW, "packets": 0, "sent_seconds": 0}}, FAIL, "no RTP sent"),
+    ({"over": False}, FAIL, "the broadcast could not be ended"),
+])  # fmt: skip
+def test_broadcast_deviations_are_flagged(changes: dict, expected: str, words: str) -> None:
+    v, why = verdict(broadcast_run(**changes), "media.broadcast")
+    assert v == expected and words in why, (v, why)
+
+
+def test_broadcast_skips_say_why() -> None:
+    b = Builder()
+    b.obs.media = MediaObservations()
+    assert verdict(b, "media.broadcast") == (SKIP, "the device lists no voice output")
+    b.obs.media = MediaObservations(broadcast_skip="not reached within the run's budget")
+    assert verdict(b, "media.broadcast") == (SKIP, "not reached within the run's budget")
+    b.obs.media = MediaObservations(voice_output=True)
+    assert verdict(b, "media.broadcast") == (SKIP, "no broadcast in this run")
+    lost = broadcast_run()
+    lost.obs.entries.clear()  # the trace kept none of it: not a PASS on the service's word alone
+    v, why = verdict(lost, "media.broadcast")
+    assert v == WARN and "not in the run's trace" in why, why
+
+
+def test_the_response_broadcast_answers_our_notify() -> None:
+    """A.2.6.11: the Notify Broadcast's SN is one the platform sent (not a stray Response)."""
+    assert verdict(broadcast_run(), "response.cmd-type") == (PASS, "1 Response(s), CmdType and SN as asked")

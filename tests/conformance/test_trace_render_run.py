@@ -49,6 +49,22 @@ def test_tracing_endpoint_records_the_device_under_test_both_ways_and_nothing_el
     assert len(trace.entries) == 2  # disarmed: nothing more recorded
 
 
+def test_a_followed_channel_is_traced_too() -> None:
+    """A device may send its broadcast audio INVITE from its voice output's ID (§9.12): the run follows it."""
+    ep = TracingEndpoint(EndpointConfig())
+    trace = Trace(DEV)
+    trace.also.add(OTHER)
+    ep.arm(trace)
+    peer = Peer("UDP", "127.0.0.1", 5070)
+    ep.receive(options_from(OTHER, "c1"), peer, 1.0)
+    event = ep.next_event()
+    assert isinstance(event, RequestReceived)
+    ep.reply(event, 200, now=1.0)
+    assert len(ep.outgoing()) == 1
+    assert [(e.direction, e.method, e.status) for e in trace.entries] == [("in", "OPTIONS", None),
+                                                                         ("out", "OPTIONS", 200)]  # fmt: skip
+
+
 def test_trace_is_bounded_and_counts_what_it_dropped() -> None:
     trace = Trace(DEV, limit=3)
     peer = Peer("UDP", "127.0.0.1", 5070)
@@ -187,7 +203,7 @@ async def test_media_sessions_judged_before_the_budget_ran_out_are_kept() -> Non
     assert p.probed == [(DEV, MEDIA_MODES)]  # a camera without a catalog streams under its own ID
     assert got["media.live-udp"] == ("FAIL", "live-udp: no media within 3 s after the 200 OK (timed out)")
     assert got["media.live-tcp-passive"] == ("SKIP", "no live-tcp-passive session in this run")
-    assert got["media.broadcast"] == ("SKIP", "the device lists no voice output")
+    assert got["media.broadcast"] == ("SKIP", "not reached within the run's budget")
     assert any("budget ran out" in n for n in report.notes)
 
 
@@ -196,6 +212,7 @@ async def test_media_clauses_say_why_nothing_was_probed() -> None:
     p.devices.devices = {"34020000001180000001": FakeDevice()}  # an NVR without a catalog: no channel to play
     p.devices.is_registered = lambda d: True  # type: ignore[method-assign]
     report = await asyncio.wait_for(ConformanceRun(p, "34020000001180000001", timeout=5, only=("media",)).run(), 10)
-    assert {(r.verdict, r.why) for r in report.results} == {("SKIP", "no video channel known to open a media "
-                                                                     "session on")}  # fmt: skip
+    got = {r.clause: (r.verdict, r.why) for r in report.results}
+    assert got.pop("media.broadcast") == ("SKIP", "the device lists no voice output")  # it has no catalog at all
+    assert set(got.values()) == {("SKIP", "no video channel known to open a media session on")}
     assert p.probed == []

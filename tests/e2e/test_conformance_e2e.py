@@ -49,6 +49,7 @@ PROFILES: dict[str, tuple[str, set[str]]] = {
 MEDIA_WHY = {"mobile-4g-camera": ("FAIL", "SSRC 0 in RTP"), "lower-platform": ("WARN", "y= changed in the 200 OK")}
 SIP = f'password = "{PASSWORD}"\nquery_timeout = 5'
 V2016 = {"xueliang-village-nvr", "tianwang-ipc", "tianwang-nvr"}  # no X-GB-ver: PointType does not apply
+VOICE = {"department-camera"}  # run with --audio-outputs 1: a 137 voice output beside its camera
 
 
 def media(invite_timeout: float = 5, no_media: float = 3) -> str:
@@ -87,7 +88,8 @@ async def test_a_profile_is_flagged_for_exactly_its_quirks(tmp_path: Path, profi
     await srv.start()
     # --keepalive 2: the cadence and address clauses see three keepalives within the run; the device reports the
     # same interval in its BasicParam.
-    sim = Sim(srv, tmp_path, "--devices", "1", "--profile", profile, "--keepalive", "2")
+    voice = ("--audio-outputs", "1") if profile in VOICE else ()
+    sim = Sim(srv, tmp_path, "--devices", "1", "--profile", profile, "--keepalive", "2", *voice)
     try:
         run = asyncio.create_task(conformance(srv, device_id, "--timeout", "90"))
         await armed(srv, device_id)  # the run is armed before the device registers: its REGISTER is judged too
@@ -100,13 +102,17 @@ async def test_a_profile_is_flagged_for_exactly_its_quirks(tmp_path: Path, profi
     got = verdicts(report)
     flagged = {c for c, v in got.items() if v in ("WARN", "FAIL")}
     skipped = {c for c, v in got.items() if v == "SKIP"}
-    # no simulator profile lists a voice output (137): broadcast is SKIP with that reason
-    expected_skips = UNOBSERVABLE | {"media.broadcast"} | ({"catalog.point-type"} if profile in V2016 else set())
+    # a profile lists a voice output (137) only with --audio-outputs: the others' broadcast is SKIP with that reason
+    no_voice = set() if profile in VOICE else {"media.broadcast"}
+    expected_skips = UNOBSERVABLE | no_voice | ({"catalog.point-type"} if profile in V2016 else set())
     results = {r["clause"]: r for r in report["results"]}
     odd = [results[c] for c in sorted((flagged ^ quirks) | (skipped ^ expected_skips))]
     assert flagged == quirks, json.dumps([odd, report["notes"]], ensure_ascii=False, indent=1)
     assert skipped == expected_skips, json.dumps([odd, report["notes"]], ensure_ascii=False, indent=1)
-    assert results["media.broadcast"]["why"] == "the device lists no voice output"
+    if profile in VOICE:  # after every video session of the run, the broadcast too
+        assert results["media.broadcast"]["verdict"] == "PASS", results["media.broadcast"]
+    else:
+        assert results["media.broadcast"]["why"] == "the device lists no voice output"
     for clause in STREAMS:
         r = results[clause]
         shown = json.dumps(r, ensure_ascii=False, indent=1)
@@ -232,3 +238,74 @@ async def test_a_device_that_answers_the_invite_but_sends_no_rtp_fails_with_time
     assert len(mute_device.invites) == len(mute_device.byes) == 3  # one BYE per live mode: nothing left streaming
     assert len(silent_device.invites) == 1 and silent_device.cancels == 1
     assert rc3 == 0 and json.loads(out) == [], err
+
+
+async def test_voice_broadcast_to_a_simulated_voice_output_passes(tmp_path: Path) -> None:
+    """`gb28181 simulate --audio-outputs 1` lists a 137 voice output: the run broadcasts a 1 s tone to it through
+    the platform's broadcast service and sees the whole §9.12 exchange; the device heard about 1 s of it."""
+    srv = Server(tmp_path, sip_extra=SIP, extra=media())
+    await srv.start()
+    device_id = "34020000001320000001"
+    sim = Sim(srv, tmp_path, "--devices", "1", "--profile", "department-camera", "--audio-outputs", "1")
+    try:
+        await sim.start()
+        await srv.wait_for(lambda d: d.get(device_id, {}).get("status") == "online", 20, "online")
+        rc, report = await conformance(srv, device_id, "--timeout", "60", "--only", "catalog.sumnum,media.broadcast")
+        rc2, out, err = await run_tool(PYTHON, "-m", "cli", "sessions", "--json", "--admin", srv.admin, "--db",
+                                       str(srv.db))  # fmt: skip
+        summary = await sim.quit()
+    finally:
+        await sim.kill()
+        await srv.stop()
+    results = {r["clause"]: r for r in report["results"]}
+    r = results["media.broadcast"]
+    shown = json.dumps([r, report["notes"]], ensure_ascii=False, indent=1)
+    assert rc == 0 and r["verdict"] == "PASS" and "50 RTP packets (1 s) sent" in r["why"], shown
+    assert results["catalog.sumnum"]["verdict"] == "PASS", results["catalog.sumnum"]  # itself and its output
+    ev = r["evidence"]
+    output = f"{device_id[:10]}137{device_id[13:]}"
+    assert ev[0] == f"broadcast of a 1 s tone to {output}", shown
+    assert any(e.startswith("Notify Broadcast SN ") and f"TargetID {output} -> 200" in e for e in ev), shown
+    assert any(e.startswith("Response Broadcast Result OK") for e in ev), shown
+    assert any(e.startswith("device INVITE ") and "(PCMA, PS), recvonly, y=0" in e for e in ev), shown
+    assert any(e.startswith("our 200: sendonly, PCMA") for e in ev) and any(e.startswith("ACK ") for e in ev), shown
+    assert any(e.startswith("RTP sent: 50 packets, 1 s of PCMA over udp") for e in ev), shown
+    assert "BYE (ours) answered 200" in ev and ev[-1] == "ended: end of file", shown
+    assert rc2 == 0 and json.loads(out) == [], err  # nothing left running
+    stats = summary["stats"]
+    assert stats.get("broadcast") == 1 and stats.get("talk-ended") == 1, stats
+    assert 0.8 <= stats.get("talk-audio-samples", 0) / 8000 <= 1.2, stats  # heard about the 1 s (loopback UDP)
+
+
+async def test_a_device_refusing_the_broadcast_fails_with_its_response(tmp_path: Path) -> None:
+    """A raw-socket device with a voice output answers the Notify Broadcast Result ERROR: FAIL, the Notify and the
+    Response in the evidence, nothing left running."""
+    from tests.e2e.test_broadcast_e2e import RAW_DEVICE, RAW_OUTPUT, TalkDevice, _catalog, _result
+
+    srv = Server(tmp_path, sip_extra=SIP, extra=media(invite_timeout=2))
+    await srv.start()
+    dev = await TalkDevice.start(RAW_DEVICE, PASSWORD, ("127.0.0.1", srv.sip_port))
+    try:
+        assert await dev.register() == 200
+        sync = asyncio.create_task(run_tool(PYTHON, "-m", "cli", "catalog", "sync", RAW_DEVICE, "--wait", "--admin",
+                                            srv.admin, "--db", str(srv.db)))  # fmt: skip
+        await dev.answer("Catalog", _catalog)
+        assert (await sync)[0] == 0
+        run = asyncio.create_task(conformance(srv, RAW_DEVICE, "--timeout", "30", "--only", "media.broadcast"))
+        notify = await dev.answer("Broadcast", _result("ERROR"))
+        rc, report = await run
+        rc2, out, err = await run_tool(PYTHON, "-m", "cli", "sessions", "--json", "--admin", srv.admin, "--db",
+                                       str(srv.db))  # fmt: skip
+    finally:
+        dev.close()
+        await srv.stop()
+    assert notify["TargetID"] == RAW_OUTPUT
+    (r,) = report["results"]
+    shown = json.dumps(r, ensure_ascii=False, indent=1)
+    assert rc == 1 and r["verdict"] == "FAIL" and "refused the broadcast" in r["why"], shown
+    assert "Result ERROR" in r["why"], shown
+    assert any(e.startswith(f"Notify Broadcast SN {notify['SN']}: ") and f"TargetID {RAW_OUTPUT}" in e
+               for e in r["evidence"]), shown  # fmt: skip
+    assert any(e.startswith("Response Broadcast Result ERROR") for e in r["evidence"]), shown
+    assert not any(e.startswith("RTP sent") for e in r["evidence"]), shown
+    assert rc2 == 0 and json.loads(out) == [], err

@@ -18,7 +18,6 @@ from gb28181.conformance.model import MediaObservations
 from gb28181.media import h264, ps, rtp
 from gb28181.media.packetizer import RtpPacketizer
 from gb28181.media_probe import (
-    BROADCAST_UNAVAILABLE,
     MediaProber,
     ProbeSettings,
     StreamScanner,
@@ -171,7 +170,7 @@ async def test_a_live_session_is_observed_and_ended_by_bye() -> None:
     assert s.answer_y == s.offer_y and s.answer_time is not None and s.packets == 10
     assert any(line.startswith("ended: stopped") for line in s.evidence)
     assert h.backend.closed == ["h1"] and h.media.list() == []
-    assert obs.voice_output and obs.broadcast_skip == BROADCAST_UNAVAILABLE
+    assert not obs.voice_output and obs.broadcast is None  # voice broadcast is the broadcast probe's
 
 
 async def test_no_media_after_the_200_is_a_timeout_error_and_a_bye() -> None:
