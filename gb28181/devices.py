@@ -113,6 +113,24 @@ class DeviceService:
     async def register(self, reg: Registration, peer_key: str) -> None:
         """Commit a (un)registration durably, then update memory and liveness. Raises StoreError."""
         await self._registrations.submit(reg)
+        self._registered(reg, peer_key)
+
+    def register_nowait(self, reg: Registration, peer_key: str, done: Callable[[BaseException | None], None]) -> None:
+        """``register`` for the hot path: ``done(None)`` once the registration is durable and memory follows it,
+        ``done(error)`` if it could not be stored. Raises StoreError at once when the committer is overloaded."""
+
+        def committed(error: BaseException | None) -> None:
+            if error is None:
+                try:
+                    self._registered(reg, peer_key)
+                except Exception as exc:  # noqa: BLE001 - a bug of ours: the caller answers 500 and logs it
+                    error = exc
+            done(error)
+
+        self._registrations.submit_nowait(reg, committed)
+
+    def _registered(self, reg: Registration, peer_key: str) -> None:
+        """Memory and liveness after a durable (un)registration."""
         # A keepalive still queued carries an address older than this durable registration: drop it.
         self._keepalives.discard(reg.device_id)
         device = self.devices.get(reg.device_id)

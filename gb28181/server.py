@@ -457,20 +457,8 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
     def _start_commit(
         self, d: Decision, peer: Peer, local: str, agent: str, reply: Callable[..., None], req: Request | None = None
     ) -> None:
-        task = asyncio.get_running_loop().create_task(self._commit_register(d, peer, local, agent, reply, req))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _commit_register(
-        self,
-        d: Decision,
-        peer: Peer,
-        local: str,
-        agent: str,
-        reply: Callable[[int, list[tuple[str, str]]], None],
-        req: Request | None = None,
-    ) -> None:
-        """The 200 goes out only once the registration is durable (group commit); ``reply`` sends an answer."""
+        """The 200 goes out only once the registration is durable (group commit, ``_committed``); ``reply`` sends
+        an answer. No task per registration: the committer calls back."""
         reg = Registration(
             d.device_id,
             self.wall(),
@@ -483,22 +471,38 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
             d.gb_version or "",
         )
         fresh = bool(d.expires) and not self.devices.is_registered(d.device_id)
+
+        def done(error: BaseException | None) -> None:
+            self._committed(d, peer, reply, req, fresh, error)
+
         try:
-            await self.devices.register(reg, str(peer))
-        except StoreError as exc:
+            self.devices.register_nowait(reg, str(peer), done)
+        except StoreError as exc:  # overloaded or closed: answered now
+            done(exc)
+
+    def _committed(
+        self,
+        d: Decision,
+        peer: Peer,
+        reply: Callable[[int, list[tuple[str, str]]], None],
+        req: Request | None,
+        fresh: bool,
+        error: BaseException | None,
+    ) -> None:
+        if isinstance(error, StoreError):
             self.count("register:store-error")
-            if exc.kind in STORAGE_KINDS:  # disk full, database locked: the store's WriteHealth logged it once
-                status, headers = storage_refusal(exc.kind)
-                log.debug("REGISTER %s from %s: not stored (%s); answered %d", d.device_id, peer, exc, status)
+            if error.kind in STORAGE_KINDS:  # disk full, database locked: the store's WriteHealth logged it once
+                status, headers = storage_refusal(error.kind)
+                log.debug("REGISTER %s from %s: not stored (%s); answered %d", d.device_id, peer, error, status)
             else:
                 status, headers = 500, [("Retry-After", "60")]
-                log.error("REGISTER %s from %s: not stored (%s); answered 500", d.device_id, peer, exc)
-            self.trace_note(req, f"not stored: storage {exc.kind}")
+                log.error("REGISTER %s from %s: not stored (%s); answered 500", d.device_id, peer, error)
+            self.trace_note(req, f"not stored: storage {error.kind}")
             reply(status, headers)
             return
-        except Exception:  # the error boundary of this task: answer, log, keep serving
+        if error is not None:  # the error boundary of this registration: answer, log, keep serving
             self.count("internal-error")
-            log.exception("REGISTER %s from %s: internal error; answered 500", d.device_id, peer)
+            log.error("REGISTER %s from %s: internal error; answered 500", d.device_id, peer, exc_info=error)
             reply(500, [])
             return
         log.info("REGISTER %s from %s: 200 %s expires=%s", d.device_id, peer, d.outcome, d.expires)

@@ -47,7 +47,7 @@ class GroupCommitter(Generic[T]):
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.max_pending = max_pending
-        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._pending: list[tuple[T, _Waiter]] = []
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -61,18 +61,27 @@ class GroupCommitter(Generic[T]):
         return len(self._pending)
 
     async def submit(self, item: T) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(item, future)
+        await future
+
+    def submit_nowait(self, item: T, done: Callable[[BaseException | None], None]) -> None:
+        """``submit`` without a coroutine for the caller to keep: ``done(None)`` runs once the item is durable,
+        ``done(error)`` when its flush failed. Raises StoreError at once when closed or overloaded. (The hot path:
+        a task and a future per registration cost more than the registration's share of the SQL.)"""
+        self._enqueue(item, done)
+
+    def _enqueue(self, item: T, waiter: _Waiter) -> None:
         if self._closed:
             raise StoreError("group committer is closed")
         if len(self._pending) >= self.max_pending:
             raise StoreError("overloaded")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
+        self._pending.append((item, waiter))
         self._wakeup.set()
         if len(self._pending) >= self.max_batch:
             self._full.set()
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
-        await future
 
     async def close(self) -> None:
         """Refuse new items, flush everything pending, stop the writer."""
@@ -105,24 +114,41 @@ class GroupCommitter(Generic[T]):
                 self._full.clear()
             await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+    async def _commit(self, batch: list[tuple[T, _Waiter]]) -> None:
         self.flushes += 1
         self.items += len(batch)
         try:
             await self._flush([item for item, _ in batch])
         except asyncio.CancelledError:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(StoreError("flush cancelled"))
+            for _, waiter in batch:
+                _settle(waiter, StoreError("flush cancelled"))
             raise
         except Exception as e:  # noqa: BLE001 - not swallowed: every submitter of the batch receives it
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(e)
+            for _, waiter in batch:
+                _settle(waiter, e)
         else:
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            for _, waiter in batch:
+                _settle(waiter, None)
+
+
+_Waiter = asyncio.Future[None] | Callable[[BaseException | None], None]
+
+
+def _settle(waiter: _Waiter, error: BaseException | None) -> None:
+    """Tell one submitter how its flush went: its future, or its ``done`` callback (whose errors are logged: they
+    must not stop the writer, which serves every later submitter)."""
+    if isinstance(waiter, asyncio.Future):
+        if waiter.done():
+            pass
+        elif error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(None)
+        return
+    try:
+        waiter(error)
+    except Exception:
+        log.exception("group commit: a submitter's callback failed")
 
 
 class PeriodicBatcher(Generic[T]):

@@ -118,6 +118,32 @@ async def test_overload_is_refused_at_once() -> None:
     await committer.close()
 
 
+async def test_submit_nowait_calls_back_after_its_flush_with_its_batchs_outcome() -> None:
+    flush = GatedFlush(fail_on="bad")
+    flush.gate.clear()
+    committer = GroupCommitter(flush, max_pending=3)
+    heard: list[tuple[str, object]] = []
+    committer.submit_nowait("first", lambda e: heard.append(("first", e)))
+    await flush.started.wait()
+    assert heard == []  # not durable yet
+    for item in ("a", "bad"):
+        committer.submit_nowait(item, lambda e, item=item: heard.append((item, e)))
+
+    def broken(_e: object) -> None:
+        raise KeyError("a bug in one callback")
+
+    committer.submit_nowait("c", broken)
+    with pytest.raises(StoreError, match="overloaded"):
+        committer.submit_nowait("one too many", lambda e: heard.append(("late", e)))
+    flush.gate.set()
+    await settle()
+    await committer.submit("after")  # the writer survived the failed batch and the broken callback
+    assert heard[0] == ("first", None)
+    assert [(i, str(e)) for i, e in heard[1:]] == [("a", "cannot write bad"), ("bad", "cannot write bad")]
+    assert flush.batches == [["first"], ["a", "bad", "c"], ["after"]]
+    await committer.close()
+
+
 async def test_close_flushes_what_is_pending_and_refuses_more() -> None:
     flush = GatedFlush()
     flush.gate.clear()
