@@ -61,6 +61,7 @@ from gb28181.media_probe import MediaProber, ProbeSettings
 from gb28181.media_sessions import MediaService
 from gb28181.notifications import CHANNEL_EVENT, STATUS_EVENTS, alarm_record, catalog_changes, position_records
 from gb28181.operation_service import OperationService
+from gb28181.peers import peer_address, peer_of
 from gb28181.queries import build_query, render
 from gb28181.registrar import Decision, RegisterPolicy, Registrar
 from gb28181.rejects import reject_reason
@@ -477,7 +478,7 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
             self.wall(),
             d.expires or 0,
             peer.transport,
-            _address(peer),
+            peer_address(peer),
             local,
             d.contact,
             agent,
@@ -586,7 +587,7 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
 
     def _keepalive(self, user: str, peer: Peer, req: Request | None = None) -> StatelessAnswer:
         self.count("keepalive")
-        refused = self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
+        refused = self.devices.keepalive(user, peer.transport, peer_address(peer), str(peer))
         if refused is not None:
             self.count("keepalive:refused")
             self.trace_note(req, refused)
@@ -616,7 +617,7 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
             return
         # Any other MANSCDP message proves the device alive too.
         self.count(f"message:{env.cmd_type}")
-        self.devices.keepalive(user, peer.transport, _address(peer), str(peer))
+        self.devices.keepalive(user, peer.transport, peer_address(peer), str(peer))
         self.endpoint.reply(event, 200, now=now)
         if env.kind == "Response" and self.relay_response(user, env.sn, req.body):
             return  # a packet of a superior's relayed query (gb28181/server_upstream.py)
@@ -673,7 +674,7 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
         """One MANSCDP MESSAGE to a registered device where it is (its own TCP connection when it registered over
         TCP); a non-2xx answer or a transport failure is a QueryError (Dahua refuses with 403 + Warning)."""
         device = self._registered(device_id)
-        peer = _peer_of(device.transport, device.address)
+        peer = peer_of(device.transport, device.address)
         request = Request(
             "MESSAGE",
             f"sip:{device_id}@{device.address}",
@@ -973,12 +974,12 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
         ]
         if send.dialog is not None:  # RFC 6665 §4.1.2.1: a refresh in the same dialog
             dialog = send.dialog
-            peer = dialog.peer if isinstance(dialog.peer, Peer) else _peer_of(device.transport, device.address)
+            peer = dialog.peer if isinstance(dialog.peer, Peer) else peer_of(device.transport, device.address)
             host, port = (self.endpoint.local_address or self.runner.local_address)(peer)
             request = dialog.build_request("SUBSCRIBE", [("Contact", f"<sip:{self.cfg.sip.id}@{host}:{port}>"), *extra],
                                            body)  # fmt: skip
         else:
-            peer = _peer_of(device.transport, device.address)
+            peer = peer_of(device.transport, device.address)
             host, port = (self.endpoint.local_address or self.runner.local_address)(peer)
             request = Request(
                 "SUBSCRIBE",
@@ -1059,7 +1060,7 @@ class Platform(UpstreamDriver, CascadeMediaDriver):
         self.endpoint.reply(event, 200, now=now)
         self.count(f"notify:{env.cmd_type}")
         if self.devices.is_registered(user):
-            self.devices.keepalive(user, event.peer.transport, _address(event.peer), str(event.peer))
+            self.devices.keepalive(user, event.peer.transport, peer_address(event.peer), str(event.peer))
         kind = kind if isinstance(kind, str) else KIND_OF_CMD.get(env.cmd_type)
         if kind is not None:
             self.subs.notified(user, kind)
@@ -1430,17 +1431,6 @@ def _register_note(d: Decision) -> str:
         return "challenge"
     what = d.outcome.replace("-", " ")
     return f"{what}: {d.detail}" if d.detail and d.detail.replace(" ", "-") != d.outcome else what
-
-
-def _address(peer: Peer) -> str:
-    """``ip:port`` (``[v6]:port``), the same text ``str(peer)`` carries after its transport."""
-    return str(peer).split(":", 1)[1]
-
-
-def _peer_of(transport: str, address: str) -> Peer:
-    """The Peer for a stored ``ip:port`` / ``[v6]:port`` address."""
-    host, _, port = address.rpartition(":")
-    return Peer(transport or "UDP", host.strip("[]"), int(port))
 
 
 def _expires_of(value: str | None, asked: int) -> int:
