@@ -46,6 +46,7 @@ from typing import Any
 from aiohttp import web
 
 from gb28181.admin import audit, zlm_hooks
+from gb28181.admin.responses import error
 from gb28181.admin.trace_route import stream_trace
 from gb28181.admin.views import apply_settings, device_json, event_json, iso, parse_time
 from gb28181.broadcast import BroadcastError
@@ -72,10 +73,6 @@ log = logging.getLogger("gb28181.admin")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSV_MAX_BYTES = 32 << 20  # a channels CSV import: about 200,000 channels
 WAV_MAX_BYTES = 64 << 20  # a broadcast's WAV (an hour of 8 kHz 16-bit mono is 57.6 MB)
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 # What each role may do (ARCHITECTURE.md: [[admin.tokens]] roles). Reads are for everyone; an operator may
@@ -153,11 +150,11 @@ class AdminApi:
                     request.path,
                     request.remote,
                 )
-                return _error(401, "missing or wrong bearer token")
+                return error(401, "missing or wrong bearer token")
             name, role = who
             if request.method not in ROLE_METHODS.get(role, frozenset()) or (_admin_only(request) and role != "admin"):
                 log.info("admin API: refused %s %s for %s (role %s)", request.method, request.path, name, role)
-                refused = _error(403, f"the {role} role may not {request.method} {request.path}")
+                refused = error(403, f"the {role} role may not {request.method} {request.path}")
                 if request.method not in ("GET", "HEAD"):
                     await self._audit(request, name, role, refused.status)
                 return refused
@@ -207,9 +204,9 @@ class AdminApi:
             since = parse_time(q["since"], self.tz, self.platform.wall()) if q.get("since") else None
             limit = int(q.get("limit", "1000"))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         if not 1 <= limit <= 100_000:
-            return _error(400, "limit must be between 1 and 100000")
+            return error(400, "limit must be between 1 and 100000")
         rows = await self.platform.store.list_audit(since=since, limit=limit)
         return web.json_response([audit.audit_json(e, self.tz) for e in rows])
 
@@ -232,7 +229,7 @@ class AdminApi:
             return await handler(request)
         except StoreError as exc:
             log.error("admin API: storage error on %s %s: %s", request.method, request.path, exc)
-            return _error(503, f"storage error: {exc}")
+            return error(503, f"storage error: {exc}")
 
     @property
     def devices(self) -> Any:
@@ -266,7 +263,7 @@ class AdminApi:
     async def list_devices(self, request: web.Request) -> web.Response:
         status = request.query.get("status")
         if status not in (None, "online", "offline"):
-            return _error(400, "status must be online or offline")
+            return error(400, "status must be online or offline")
         now = self.platform.wall()
         counts = Counter(c.device_id for c in await self.platform.store.list_channels() if c.kind == VIDEO)
         out = [
@@ -295,14 +292,14 @@ class AdminApi:
         try:
             GbId.parse(device_id)
         except InvalidId as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         if self.devices.snapshot(device_id) is not None:
-            return _error(409, f"device {device_id} already exists (use device set)")
+            return error(409, f"device {device_id} already exists (use device set)")
         device = Device(device_id, provisioned=True, created_at=self.platform.wall())
         try:
             apply_settings(device, body)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         device = await self.devices.put(device)
         log.info("admin API: device %s added", device_id)
         return web.json_response(device_json(device, self.tz, self.platform.wall()), status=201)
@@ -313,7 +310,7 @@ class AdminApi:
         try:
             apply_settings(device, body)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         device = dataclasses.replace(device, provisioned=True)
         device = await self.devices.put(device)
         log.info("admin API: device %s set %s", device.id, sorted(k for k in body if k != "password"))
@@ -322,7 +319,7 @@ class AdminApi:
     async def remove_device(self, request: web.Request) -> web.Response:
         device_id = request.match_info["id"]
         if not await self.devices.remove(device_id):
-            return _error(404, f"no device {device_id}")
+            return error(404, f"no device {device_id}")
         log.info("admin API: device %s removed", device_id)
         return web.json_response({"removed": device_id})
 
@@ -357,14 +354,14 @@ class AdminApi:
         self._device_or_404(device_id)
         sn_text = request.query.get("sn")
         if sn_text is not None and not sn_text.isdigit():
-            return _error(400, "sn must be a number")
+            return error(400, "sn must be a number")
         return web.json_response(self.platform.catalog_progress(device_id, int(sn_text) if sn_text else None))
 
     async def list_channels(self, request: web.Request) -> web.Response:
         q = request.query
         status = q.get("status")
         if status not in (None, "online", "offline"):
-            return _error(400, "status must be online or offline")
+            return error(400, "status must be online or offline")
         channels = await self.platform.store.list_channels(
             device_id=q.get("device") or None, status=status, civil_code_prefix=q.get("civil_code") or None
         )
@@ -377,7 +374,7 @@ class AdminApi:
         allowed = {"name", "longitude", "latitude", "civil_code", "point_class"}
         unknown = set(body) - allowed
         if unknown:
-            return _error(
+            return error(
                 400, f"unknown settings: {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})"
             )
         try:
@@ -385,9 +382,9 @@ class AdminApi:
                 request.match_info["device"], request.match_info["id"], **{f"override_{k}": v for k, v in body.items()}
             )
         except KeyError:
-            return _error(404, f"no channel {request.match_info['id']} on device {request.match_info['device']}")
+            return error(404, f"no channel {request.match_info['id']} on device {request.match_info['device']}")
         except (ValueError, TypeError) as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         return web.json_response(channel_json(changed))
 
     async def events(self, request: web.Request) -> web.Response:
@@ -398,9 +395,9 @@ class AdminApi:
             until = parse_time(q["until"], self.tz, now) if "until" in q else None
             limit = int(q.get("limit", "1000"))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         if not 1 <= limit <= 100_000:
-            return _error(400, "limit must be between 1 and 100000")
+            return error(400, "limit must be between 1 and 100000")
         await self.devices.flush()
         events = await self.devices.store.list_events(subject=q.get("device"), since=since, until=until, limit=limit)
         return web.json_response([event_json(e, self.tz) for e in events])
@@ -505,9 +502,9 @@ class AdminApi:
             since = parse_time(q["since"], self.tz, self.platform.wall()) if "since" in q else None
             limit = int(q.get("limit", "1000"))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         if not 1 <= limit <= 100_000:
-            return _error(400, "limit must be between 1 and 100000")
+            return error(400, "limit must be between 1 and 100000")
         alarms = await self.platform.store.list_alarms(device_id=q.get("device") or None, since=since, limit=limit)
         return web.json_response([alarm_json(a, self.tz) for a in alarms])
 
@@ -516,7 +513,7 @@ class AdminApi:
         try:
             alarm = await self.platform.store.ack_alarm(alarm_id, self._who(request), self.platform.wall())
         except KeyError:
-            return _error(404, f"no alarm {alarm_id}")
+            return error(404, f"no alarm {alarm_id}")
         return web.json_response(alarm_json(alarm, self.tz))
 
     async def reset_alarm(self, request: web.Request) -> web.Response:
@@ -527,7 +524,7 @@ class AdminApi:
         method, alarm_type = body.get("method"), body.get("type")
         for name, value in (("method", method), ("type", alarm_type)):
             if value is not None and not (isinstance(value, str | int) and str(value).isdigit()):
-                return _error(400, f"{name} must be digits, not {value!r}")
+                return error(400, f"{name} must be digits, not {value!r}")
         try:
             result = await self.platform.reset_alarm(
                 device_id, self._who(request),
@@ -597,7 +594,7 @@ class AdminApi:
             start = parse_time(q["start"], self.tz, now) if "start" in q else now - 86400
             end = parse_time(q["end"], self.tz, now) if "end" in q else now
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         return await self._operate(self.platform.operations.record_search(request.match_info["id"], start, end))
 
     async def record(self, request: web.Request) -> web.Response:
@@ -623,7 +620,7 @@ class AdminApi:
         while chunk := await request.content.read(1 << 16):
             data += chunk
             if len(data) > CSV_MAX_BYTES:
-                return _error(413, f"CSV larger than {CSV_MAX_BYTES} bytes")
+                return error(413, f"CSV larger than {CSV_MAX_BYTES} bytes")
         dry_run = request.query.get("dry_run", "0").lower() in ("1", "true", "yes")
         try:
             rows, encoding = await asyncio.to_thread(parse_csv, bytes(data))  # pure; seconds for 50,000 rows
@@ -679,25 +676,25 @@ class AdminApi:
         items = body.get("items")
         as_id, name = body.get("as"), body.get("name")
         if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
-            return _error(400, 'items must be a non-empty list of IDs, civil codes or "all"')
+            return error(400, 'items must be a non-empty list of IDs, civil codes or "all"')
         for item in items:
             if item != SHARE_ALL and not (item.isascii() and item.isdigit() and len(item) in (2, 4, 6, 8, 20)):
-                return _error(400, f'{item!r} is not a 20-digit ID, a 2/4/6/8-digit civil code or "all"')
+                return error(400, f'{item!r} is not a 20-digit ID, a 2/4/6/8-digit civil code or "all"')
         if (as_id is not None or name is not None) and len(items) != 1:
-            return _error(400, "--as and --name apply to one item at a time")
+            return error(400, "--as and --name apply to one item at a time")
         if as_id is not None and not (
             isinstance(as_id, str) and as_id.isascii() and as_id.isdigit() and len(as_id) == 20
         ):
-            return _error(400, "as must be a 20-digit ID")
+            return error(400, "as must be a 20-digit ID")
         if name is not None and not isinstance(name, str):
-            return _error(400, "name must be a string")
+            return error(400, "name must be a string")
         if SHARE_ALL in items and (as_id is not None or name is not None):
-            return _error(400, '"all" takes no --as or --name')
+            return error(400, '"all" takes no --as or --name')
         now = self.platform.wall()
         try:
             await self.platform.store.put_shares([Share(upstream_id, i, as_id, name, now) for i in items])
         except ValueError as exc:
-            return _error(409 if "already what" in str(exc) else 400, str(exc))
+            return error(409 if "already what" in str(exc) else 400, str(exc))
         log.info("admin API: shared %s with %s (as %s, name %r)", items, upstream_id, as_id, name)
         self.platform.catalog_changed()
         return web.json_response([_share_json(s, self.tz) for s in await self.platform.store.list_shares(upstream_id)])
@@ -706,7 +703,7 @@ class AdminApi:
         upstream_id, item = request.match_info["id"], request.match_info["item"]
         self._upstream_or_404(upstream_id)
         if not await self.platform.store.remove_shares(upstream_id, [item]):
-            return _error(404, f"{item} is not shared with {upstream_id}")
+            return error(404, f"{item} is not shared with {upstream_id}")
         log.info("admin API: %s no longer shared with %s", item, upstream_id)
         self.platform.catalog_changed()
         return web.json_response({"removed": item, "upstream": upstream_id})
@@ -739,12 +736,12 @@ class AdminApi:
             until = min(now, parse_time(q["until"], self.tz, now)) if "until" in q else now
             period = span_period(since, until, self.tz)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         await self.devices.flush()
         try:
             history = await gather.load_history(self.platform.store, period, now)
         except gather.ReportTooLarge as exc:
-            return _error(413, str(exc))
+            return error(413, str(exc))
         return web.json_response(online_json(history, by, level, self.tz))
 
     async def report(self, request: web.Request) -> web.Response:
@@ -761,14 +758,14 @@ class AdminApi:
             day = gather.parse_day(q.get("date"), now, self.tz)
             period = gather.report_period(q.get("period", "day"), day, self.tz)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         if period.start >= now:
-            return _error(400, f"the period {period.label} has not started yet")
+            return error(400, f"the period {period.label} has not started yet")
         await self.devices.flush()
         try:
             history = await gather.load_history(self.platform.store, period, now)
         except gather.ReportTooLarge as exc:
-            return _error(413, str(exc))
+            return error(413, str(exc))
         annotation, ids = await gather.load_quality(self.platform.store, self.platform.cfg.sip.id)
         title = f"GB28181 {'daily' if period.step == 'hour' else 'weekly'} report {period.label}"
         doc = Report(title, history, annotation, tuple(ids), generated=now, tz=self.tz, level=level)
@@ -782,7 +779,7 @@ class AdminApi:
         """Annotation, naming and ID compliance; ``format=csv`` gives the offenders as `channels import` reads."""
         fmt = request.query.get("format", "json")
         if fmt not in ("json", "csv"):
-            return _error(400, "format must be json or csv")
+            return error(400, "format must be json or csv")
         annotation, ids = await gather.load_quality(self.platform.store, self.platform.cfg.sip.id)
         if fmt == "csv":
             return web.Response(text=offenders_csv(annotation.offenders), content_type="text/csv", charset="utf-8")
@@ -819,7 +816,7 @@ class AdminApi:
                 start = int(parse_time(str(self._field(body, "start", (str, int))), self.tz, now))
                 end = int(parse_time(str(self._field(body, "end", (str, int))), self.tz, now))
             except ValueError as exc:
-                return _error(400, str(exc))
+                return error(400, str(exc))
         return await self._media(self.platform.media.start(request.match_info["id"], kind, transport=transport,
                                                            start=start, end=end, speed=speed))  # fmt: skip
 
@@ -856,11 +853,11 @@ class AdminApi:
         media = self.platform.media
         if not check_live(media.live_secret, ident, request.query.get("token", ""), self.platform.wall()):
             log.info("live %s refused for %s: bad or expired token", ident, request.remote)
-            return _error(403, "bad or expired live token (ask for a new URL: gb28181 play or sessions)")
+            return error(403, "bad or expired live token (ask for a new URL: gb28181 play or sessions)")
         try:
             session, feed, detach = media.attach(ident)
         except SessionError as exc:
-            return _error(404 if exc.kind == "unknown" else 410, exc.reason)
+            return error(404 if exc.kind == "unknown" else 410, exc.reason)
         response = web.StreamResponse(headers={"Content-Type": "video/MP2P", "Cache-Control": "no-store"})
         log.info("live %s: viewer %s connected", session.id, request.remote)
         try:
@@ -886,11 +883,11 @@ class AdminApi:
         while chunk := await request.content.read(1 << 16):
             data += chunk
             if len(data) > WAV_MAX_BYTES:
-                return _error(413, f"WAV larger than {WAV_MAX_BYTES} bytes")
+                return error(413, f"WAV larger than {WAV_MAX_BYTES} bytes")
         try:
             pcm = await asyncio.to_thread(read_wav, bytes(data))
         except WavError as exc:
-            return _error(400, f"{exc}")
+            return error(400, f"{exc}")
         q = request.query
         return await self._broadcast_answer(self.platform.broadcasts.start(
             request.match_info["id"], pcm, channel=q.get("channel") or None, transport=q.get("transport") or None,
@@ -909,17 +906,17 @@ class AdminApi:
         the report as JSON (the CLI renders text/HTML) once the run ends, within ``timeout`` plus the undo."""
         device_id = request.match_info["id"]  # may be unknown yet: the run waits for it to register
         if not (len(device_id) == 20 and device_id.isascii() and device_id.isdigit()):
-            return _error(400, f"not a 20-digit device ID: {device_id[:40]!r}")
+            return error(400, f"not a 20-digit device ID: {device_id[:40]!r}")
         body = await self._json_body(request) if request.can_read_body else {}
         timeout, only = body.get("timeout", 60), body.get("only", [])
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 1 <= timeout <= 3600:
-            return _error(400, "timeout must be a number of seconds between 1 and 3600")
+            return error(400, "timeout must be a number of seconds between 1 and 3600")
         if not isinstance(only, list) or not all(isinstance(c, str) for c in only):
-            return _error(400, "only must be a list of clause IDs or prefixes")
+            return error(400, "only must be a list of clause IDs or prefixes")
         try:
             report = await self.platform.conformance(device_id, timeout=float(timeout), only=tuple(only))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         except QueryError as exc:
             return self._query_error(exc)
         return web.json_response(report.json())
