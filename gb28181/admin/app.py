@@ -50,7 +50,8 @@ from gb28181.admin.notification_routes import NotificationRoutes
 from gb28181.admin.operation_routes import OperationRoutes
 from gb28181.admin.responses import error
 from gb28181.admin.trace_route import stream_trace
-from gb28181.admin.views import apply_settings, device_json, event_json, iso, parse_time
+from gb28181.admin.upstream_routes import UpstreamRoutes
+from gb28181.admin.views import apply_settings, device_json, event_json, parse_time
 from gb28181.broadcast import BroadcastError
 from gb28181.channels import channel_json
 from gb28181.ids import GbId, InvalidId
@@ -63,7 +64,7 @@ from gb28181.reports.render import FORMATS, Report, annotation_json, ids_json, o
 from gb28181.sessions import SessionError
 from gb28181.sn import QueryError
 from registry.health import WriteHealth
-from registry.models import SHARE_ALL, VIDEO, Device, Share
+from registry.models import VIDEO, Device
 from registry.store import StoreError
 
 log = logging.getLogger("gb28181.admin")
@@ -86,7 +87,7 @@ def _admin_only(request: web.Request) -> bool:
     return request.method == "DELETE" or (request.method == "POST" and request.path.rstrip("/") == "/api/devices")
 
 
-class AdminApi(NotificationRoutes, OperationRoutes):
+class AdminApi(NotificationRoutes, OperationRoutes, UpstreamRoutes):
     def __init__(
         self,
         platform: Any,
@@ -460,89 +461,6 @@ class AdminApi(NotificationRoutes, OperationRoutes):
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip
 
-    # ------------------------------------------------------------------ superiors (cascade)
-    def _upstream_json(self, status: dict[str, Any]) -> dict[str, Any]:
-        return {**status, "since": iso(status["since"], self.tz), "next_attempt": iso(status["next_attempt"], self.tz)}
-
-    def _upstream_or_404(self, upstream_id: str) -> None:
-        if upstream_id not in self.platform.upstreams:
-            raise web.HTTPNotFound(
-                text=json.dumps({"error": f"no superior {upstream_id} in [[upstream]]"}),
-                content_type="application/json",
-            )
-
-    async def list_upstreams(self, request: web.Request) -> web.Response:
-        shares = await self.platform.store.list_shares()
-        counts = Counter(s.upstream_id for s in shares)
-        return web.json_response(
-            [{**self._upstream_json(st), "shares": counts[st["id"]]} for st in self.platform.upstream_status()]
-        )
-
-    async def show_upstream(self, request: web.Request) -> web.Response:
-        upstream_id = request.match_info["id"]
-        self._upstream_or_404(upstream_id)
-        (status,) = [st for st in self.platform.upstream_status() if st["id"] == upstream_id]
-        shares = await self.platform.store.list_shares(upstream_id)
-        return web.json_response({**self._upstream_json(status), "shares": len(shares)})
-
-    async def list_shares(self, request: web.Request) -> web.Response:
-        upstream_id = request.match_info["id"]
-        self._upstream_or_404(upstream_id)
-        return web.json_response([_share_json(s, self.tz) for s in await self.platform.store.list_shares(upstream_id)])
-
-    async def add_shares(self, request: web.Request) -> web.Response:
-        """Share items with a superior: ``{"items": [...], "as": ID, "name": NAME}``; ``as``/``name`` (one item
-        only) set what that superior is told instead of the item's own ID and name."""
-        upstream_id = request.match_info["id"]
-        self._upstream_or_404(upstream_id)
-        body = await self._json_body(request)
-        items = body.get("items")
-        as_id, name = body.get("as"), body.get("name")
-        if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
-            return error(400, 'items must be a non-empty list of IDs, civil codes or "all"')
-        for item in items:
-            if item != SHARE_ALL and not (item.isascii() and item.isdigit() and len(item) in (2, 4, 6, 8, 20)):
-                return error(400, f'{item!r} is not a 20-digit ID, a 2/4/6/8-digit civil code or "all"')
-        if (as_id is not None or name is not None) and len(items) != 1:
-            return error(400, "--as and --name apply to one item at a time")
-        if as_id is not None and not (
-            isinstance(as_id, str) and as_id.isascii() and as_id.isdigit() and len(as_id) == 20
-        ):
-            return error(400, "as must be a 20-digit ID")
-        if name is not None and not isinstance(name, str):
-            return error(400, "name must be a string")
-        if SHARE_ALL in items and (as_id is not None or name is not None):
-            return error(400, '"all" takes no --as or --name')
-        now = self.platform.wall()
-        try:
-            await self.platform.store.put_shares([Share(upstream_id, i, as_id, name, now) for i in items])
-        except ValueError as exc:
-            return error(409 if "already what" in str(exc) else 400, str(exc))
-        log.info("admin API: shared %s with %s (as %s, name %r)", items, upstream_id, as_id, name)
-        self.platform.catalog_changed()
-        return web.json_response([_share_json(s, self.tz) for s in await self.platform.store.list_shares(upstream_id)])
-
-    async def remove_share(self, request: web.Request) -> web.Response:
-        upstream_id, item = request.match_info["id"], request.match_info["item"]
-        self._upstream_or_404(upstream_id)
-        if not await self.platform.store.remove_shares(upstream_id, [item]):
-            return error(404, f"{item} is not shared with {upstream_id}")
-        log.info("admin API: %s no longer shared with %s", item, upstream_id)
-        self.platform.catalog_changed()
-        return web.json_response({"removed": item, "upstream": upstream_id})
-
-    async def upstream_catalog(self, request: web.Request) -> web.Response:
-        """The catalog this superior would get now (its shares, overrides applied)."""
-        upstream_id = request.match_info["id"]
-        self._upstream_or_404(upstream_id)
-        catalog = await self.platform.shared_catalog(upstream_id)
-        return web.json_response([
-            {"id": i.device_id, "name": i.name, "status": i.status, "parent_ids": list(i.parent_ids),
-             "civil_code": i.civil_code, "device_id": catalog.targets.get(i.device_id or "", (None, None))[0],
-             "channel_id": catalog.targets.get(i.device_id or "", (None, None))[1]}
-            for i in catalog.items
-        ])  # fmt: skip
-
     async def report_online(self, request: web.Request) -> web.Response:
         """Time-weighted online rates over ``[since, until)`` (default: since local midnight, until now)."""
         q = request.query
@@ -747,16 +665,6 @@ class AdminApi(NotificationRoutes, OperationRoutes):
     async def trace(self, request: web.Request) -> web.StreamResponse:
         """A device's SIP exchanges, live, as NDJSON (gb28181/admin/trace_route.py)."""
         return await stream_trace(request, self.platform, self.tz)
-
-
-def _share_json(s: Share, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
-    return {
-        "upstream": s.upstream_id,
-        "item": s.item,
-        "as": s.as_id,
-        "name": s.as_name,
-        "created_at": iso(s.created_at, tz),
-    }
 
 
 def _storage_metrics(health: WriteHealth) -> list[str]:
