@@ -29,6 +29,9 @@ Voice broadcast (§9.12): POST /api/devices/{id}/broadcast?channel=&transport=&w
 (kind "broadcast") is listed and stopped with the media sessions.
 Hardening (issue 9): GET /api/audit[?since=&limit=] (operator actions: every non-GET request under /api is
 recorded with who/when/what/status, see gb28181.admin.audit) · GET /api/lockouts (keys the guard locked out)
+
+The route groups live beside this module as mixins ``AdminApi`` inherits: notification_routes.py,
+operation_routes.py, upstream_routes.py, report_routes.py, media_routes.py (and trace_route.py, called from here).
 """
 
 from __future__ import annotations
