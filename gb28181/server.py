@@ -221,9 +221,8 @@ class Platform(
             except Exception:  # the error boundary, as below
                 self.count("internal-error")
                 log.exception("internal error handling a %s response", event.request.method)
-        if isinstance(event, AckReceived | AckTimeout):
-            self.broadcasts.on_ack(event)  # the ACK to our 200 for a broadcast's audio starts the sending
-            return
+        if isinstance(event, AckReceived | AckTimeout) and self.broadcasts.on_ack(event):
+            return  # the ACK to our 200 for a broadcast's audio starts the sending; other ACKs: cascade legs, below
         if isinstance(event, (MessageRejected, ConnectionBroken)):  # logged by the runner; counted by reason
             self.count(f"rejected:{reject_reason(event.reason)}")
             return
