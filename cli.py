@@ -21,11 +21,23 @@ import click
 from gb28181 import config as config_mod
 from gb28181 import server
 from gb28181 import trace as trace_mod
+from gb28181.admin.client import AdminClient, AdminError, error_text
 
 DEFAULT_ADMIN = "http://127.0.0.1:18080"
 
 
-@click.group()
+class _Main(click.Group):
+    """The command group: a failed admin API call (AdminError) ends any command with click's ``Error: ...``, exit
+    code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AdminError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Main)
 @click.version_option("0.1.0", prog_name="gb28181")
 def main() -> None:
     """GB/T 28181 platform: SIP signalling server and device registry."""
@@ -59,118 +71,13 @@ def serve(config_path: str | None, log_level: str, **flags: object) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- admin client
-class Admin:
-    """A small client of the admin API (stdlib only)."""
+class Admin(AdminClient):
+    """The admin API's client (gb28181/admin/client.py) with the CLI's TLS trust; its AdminErrors end the command
+    as click errors (``_Main``)."""
 
     def __init__(self, url: str, token: str | None) -> None:
-        self.url = url.rstrip("/")
-        self.token = token
-        self.context = _tls_context()
+        super().__init__(url, token, _tls_context())
 
-    def text(self, path: str, query: dict[str, Any] | None = None, timeout: float = 120) -> str:
-        """GET a text answer (a rendered report, a CSV); errors as in ``call``."""
-        url = self.url + path
-        if query:
-            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-        req = urllib.request.Request(url, method="GET")
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return resp.read().decode("utf-8")
-        except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read()).get("error", exc.reason)
-            except (ValueError, AttributeError):
-                message = exc.reason
-            raise click.ClickException(f"GET {path}: {exc.code} {message}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise click.ClickException(f"cannot reach the admin API at {self.url} ({reason})") from exc
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        query: dict[str, Any] | None = None,
-        timeout: float = 15,
-    ) -> Any:
-        url = self.url + path
-        if query:
-            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Accept", "application/json")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=timeout, context=self.context) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read()).get("error", exc.reason)
-            except (ValueError, AttributeError):
-                message = exc.reason
-            raise click.ClickException(f"{method} {path}: {exc.code} {message}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise click.ClickException(
-                f"cannot reach the admin API at {self.url} ({reason}); is `gb28181 serve` running? "
-                "(set --admin or GB28181_ADMIN)"
-            ) from exc
-
-    def raw(
-        self,
-        method: str,
-        path: str,
-        data: bytes | None = None,
-        content_type: str | None = None,
-        query: dict[str, Any] | None = None,
-        timeout: float = 120,
-    ) -> bytes:
-        """Like ``call`` for bodies that are not JSON (CSV); returns the response bytes."""
-        url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        req = urllib.request.Request(url, data=data, method=method)
-        if content_type:
-            req.add_header("Content-Type", content_type)
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=timeout, context=self.context) as resp:
-                return bytes(resp.read())
-        except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read()).get("error", exc.reason)
-            except (ValueError, AttributeError):
-                message = exc.reason
-            raise click.ClickException(f"{method} {path}: {exc.code} {message}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise click.ClickException(f"cannot reach the admin API at {self.url} ({reason})") from exc
-
-    def stream(self, path: str, query: dict[str, Any] | None = None, idle_timeout: float = 60) -> Any:
-        """POST ``path`` and yield the NDJSON objects of the streamed answer as they arrive (``gb28181 trace``)."""
-        url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        req = urllib.request.Request(url, data=b"", method="POST")
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=idle_timeout, context=self.context) as resp:
-                for line in resp:
-                    if line.strip():
-                        yield json.loads(line)
-        except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read()).get("error", exc.reason)
-            except (ValueError, AttributeError):
-                message = exc.reason
-            raise click.ClickException(f"POST {path}: {exc.code} {message}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise click.ClickException(f"cannot reach the admin API at {self.url} ({reason})") from exc
 
 
 def _tls_context() -> ssl.SSLContext | None:
@@ -1093,11 +1000,7 @@ def _stream_to(client: Admin, live: str, output: str, seconds: float | None, pro
                 if seconds is not None and now - first >= seconds:
                     break
     except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except (ValueError, AttributeError):
-            message = exc.reason
-        raise click.ClickException(f"live stream: {exc.code} {message}") from exc
+        raise click.ClickException(f"live stream: {exc.code} {error_text(exc)}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise click.ClickException(f"live stream: {getattr(exc, 'reason', exc)}") from exc
     if progress is not None:
@@ -1118,7 +1021,7 @@ def _run_session(client: Admin, row: dict[str, Any], output: str | None, seconds
     finally:
         try:
             final = client.call("POST", f"/api/sessions/{urllib.parse.quote(row['consumer'])}/stop", {}, timeout=120)
-        except click.ClickException:  # the session already ended (download complete, device BYE)
+        except AdminError:  # the session already ended (download complete, device BYE)
             final = row
     _done({**final, "output": output, "written": size}, as_json,
           f"{size} bytes of {row['kind']} of {row['channel']} written to {output} (session {row['id']})")

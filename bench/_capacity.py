@@ -29,6 +29,8 @@ from pathlib import Path
 
 from _env import ROOT
 
+from gb28181.simulator.ports import free_port
+
 DOMAIN = "3402000000"
 SERVER_ID = "34020000002000000001"
 PASSWORD = "capacity-bench-1"
@@ -38,19 +40,6 @@ EVENT_KEEPALIVE_TIMEOUT = 4  # registry.models.EVENT_CODES["keepalive-timeout"]
 
 def device_id(i: int) -> str:
     return f"{DOMAIN}132{i:07d}"  # type 132: IP camera (GB/T 28181 App. D)
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port free for both UDP and TCP on loopback."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with contextlib.suppress(OSError), socket.socket() as t, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            t.bind(("127.0.0.1", port))
-            u.bind(("127.0.0.1", port))
-            return port
-    raise RuntimeError("no free port")
 
 
 def pct(values: list[float], q: float) -> float:

@@ -12,6 +12,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
+if str(ROOT) not in sys.path:  # benchmarks import this tree's helpers (gb28181.simulator.ports), not an installed copy
+    sys.path.insert(0, str(ROOT))
 
 
 def cpu_model() -> str:

@@ -50,6 +50,8 @@ from types import ModuleType
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import ROOT, append_results, machine
 
+from gb28181.simulator.ports import free_port
+
 SERVER_ID = "34020000002000000001"  # the platform's default ID (make_fixtures uses it as "our server")
 DOMAIN = "3402000000"
 PASSWORD = "bench-secret-1"
@@ -71,21 +73,6 @@ class BenchError(Exception):
 
 
 # ----------------------------------------------------------------------------- the platform under test
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (the platform listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise BenchError("no free port")
-
-
 @dataclass
 class Platform:
     workdir: Path
@@ -95,7 +82,10 @@ class Platform:
     token: str = ""
 
     def start(self) -> None:
-        self.sip_port, self.admin_port = free_port(), free_port()
+        try:
+            self.sip_port, self.admin_port = free_port(), free_port()
+        except RuntimeError as exc:
+            raise BenchError(str(exc)) from None
         db = self.workdir / "ingest.db"
         config = self.workdir / "serve.toml"
         addr = f"127.0.0.1:{self.sip_port}"

@@ -35,13 +35,8 @@ if str(ROOT) not in sys.path:
 
 import _env  # noqa: E402
 
+from gb28181.simulator.ports import free_port  # noqa: E402
 from tests.e2e.raw_media_device import MediaDevice  # noqa: E402
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def api(admin: str, token: str, method: str, path: str, body: dict | None = None) -> object:

@@ -34,24 +34,11 @@ from pathlib import Path
 
 import _env
 
+from gb28181.simulator.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
 PASSWORD = "bench-pass"
-
-
-def free_port(kind: int) -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
-        with socket.socket(socket.AF_INET, other) as s2:
-            try:
-                s2.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port")
 
 
 def cpu_seconds(pid: int) -> float:

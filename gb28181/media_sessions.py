@@ -44,6 +44,7 @@ from gb28181.invite import (
 )
 from gb28181.media.backend import MediaBackend, MediaError, ReceiverSpec
 from gb28181.operations import OperationError, resolve
+from gb28181.peers import peer_of
 from gb28181.sessions import DOWNLOAD, KINDS, PLAY, PLAYBACK, Session, SessionError, SessionTable
 from gb28181.sn import QueryError
 from sip.endpoint import Endpoint, Peer, RequestReceived, ResponseReceived, TransactionFailed, TxKey
@@ -356,7 +357,7 @@ class MediaService:
 
     async def _open(self, session: Session, pending: _Pending) -> None:
         device = self.device_of(session.device_id)
-        peer = _peer_of(device.transport, device.address)
+        peer = peer_of(device.transport, device.address)
         try:
             port, handle = await self.backend.open_receiver(
                 ReceiverSpec(session.transport, int(session.ssrc), None, self.cfg.no_media_timeout,
@@ -478,7 +479,7 @@ class MediaService:
             device = self.device_of(session.device_id)
         except QueryError:  # no longer registered: the dialog's address is all there is
             return
-        peer = _peer_of(device.transport, device.address)
+        peer = peer_of(device.transport, device.address)
         if pending.dialog is not None and pending.dialog.peer != peer:
             log.info("media %s: the device moved from %s to %s; in-dialog requests follow", session.id,
                      pending.dialog.peer, peer)  # fmt: skip
@@ -704,8 +705,3 @@ class MediaService:
         for task in list(self._tasks):
             task.cancel()
         await self.backend.aclose()
-
-
-def _peer_of(transport: str, address: str) -> Peer:
-    host, _, port = address.rpartition(":")
-    return Peer(transport or "UDP", host.strip("[]"), int(port))

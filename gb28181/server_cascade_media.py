@@ -49,6 +49,7 @@ from gb28181.manscdp.codec import encode as encode_message
 from gb28181.manscdp.messages import MediaStatusNotify
 from gb28181.media.backend import ForwardSpec, MediaError
 from gb28181.operations import OperationError, resolve
+from gb28181.peers import peer_of
 from gb28181.sessions import Session, SessionError
 from gb28181.sn import QueryError
 from registry.store import StoreError
@@ -267,8 +268,7 @@ class CascadeMediaDriver:
             return
         if leg.call.over:
             return
-        host, _, port = device.address.rpartition(":")
-        peer = Peer(device.transport or "UDP", host.strip("[]"), int(port))
+        peer = peer_of(device.transport, device.address)
         local, sip_port = self.media.local_address(peer)
         leg.down_call_id = new_call_id()
         request = Request("INVITE", f"sip:{leg.channel_id}@{device.address}", Headers([

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gb28181.peers import peer_address
 from sip.endpoint import Endpoint, Peer, Transmit
 from sip.errors import RemoteProtocolError
 from sip.message import Request, Response
@@ -133,7 +134,7 @@ class TraceHub:
         for item in transmits:
             if item.close or not item.data:
                 continue
-            address = _address(item.peer)
+            address = peer_address(item.peer)
             if not any(d.encode() in item.data or self.address_of(d) == address for d in self.watchers):
                 continue  # cheap test before parsing our own bytes again
             try:
@@ -150,7 +151,7 @@ class TraceHub:
             call_id, cseq = message.call_id, message.cseq
         except RemoteProtocolError:
             return  # a malformed header: the endpoint answers 400, and that answer is traced if it is ours
-        address = _address(peer)
+        address = peer_address(peer)
         wanted = [d for d in self.watchers if d in users or self.address_of(d) == address]
         if not wanted:
             return
@@ -169,11 +170,6 @@ class TraceHub:
                                 status, note)  # fmt: skip
             for watcher in self.watchers.get(device_id, ()):
                 watcher.push(exchange)
-
-
-def _address(peer: Peer) -> str:
-    """``ip:port`` (``[v6]:port``) as devices' addresses are stored (gb28181.server._address)."""
-    return str(peer).split(":", 1)[1]
 
 
 def ladder(row: dict[str, Any], time_text: str) -> str:

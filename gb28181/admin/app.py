@@ -29,11 +29,13 @@ Voice broadcast (§9.12): POST /api/devices/{id}/broadcast?channel=&transport=&w
 (kind "broadcast") is listed and stopped with the media sessions.
 Hardening (issue 9): GET /api/audit[?since=&limit=] (operator actions: every non-GET request under /api is
 recorded with who/when/what/status, see gb28181.admin.audit) · GET /api/lockouts (keys the guard locked out)
+
+The route groups live beside this module as mixins ``AdminApi`` inherits: notification_routes.py,
+operation_routes.py, upstream_routes.py, report_routes.py, media_routes.py (and trace_route.py, called from here).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hmac
 import json
@@ -46,36 +48,24 @@ from typing import Any
 from aiohttp import web
 
 from gb28181.admin import audit, zlm_hooks
+from gb28181.admin.media_routes import MediaRoutes
+from gb28181.admin.notification_routes import NotificationRoutes
+from gb28181.admin.operation_routes import OperationRoutes
+from gb28181.admin.report_routes import ReportRoutes
+from gb28181.admin.responses import error
 from gb28181.admin.trace_route import stream_trace
-from gb28181.admin.views import apply_settings, device_json, event_json, iso, parse_time
-from gb28181.broadcast import BroadcastError
-from gb28181.channel_csv import CsvImportError, export_csv, parse_csv, plan
+from gb28181.admin.upstream_routes import UpstreamRoutes
+from gb28181.admin.views import apply_settings, device_json, event_json, parse_time
 from gb28181.channels import channel_json
 from gb28181.ids import GbId, InvalidId
-from gb28181.manscdp.ptz import DEFAULT_SPEED
-from gb28181.media.wav import WavError, read_wav
-from gb28181.media_sessions import check_live
-from gb28181.notifications import alarm_json, position_json
-from gb28181.operations import OperationError
-from gb28181.reports import gather
-from gb28181.reports.online import CIVIL_LEVELS, GROUPINGS, midnight, span_period
-from gb28181.reports.quality import offenders_csv
-from gb28181.reports.render import FORMATS, Report, annotation_json, ids_json, online_json, render, report_json
-from gb28181.sessions import SessionError
 from gb28181.sn import QueryError
 from registry.health import WriteHealth
-from registry.models import SHARE_ALL, VIDEO, Device, Share
+from registry.models import VIDEO, Device
 from registry.store import StoreError
 
 log = logging.getLogger("gb28181.admin")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CSV_MAX_BYTES = 32 << 20  # a channels CSV import: about 200,000 channels
-WAV_MAX_BYTES = 64 << 20  # a broadcast's WAV (an hour of 8 kHz 16-bit mono is 57.6 MB)
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 # What each role may do (ARCHITECTURE.md: [[admin.tokens]] roles). Reads are for everyone; an operator may
@@ -92,7 +82,7 @@ def _admin_only(request: web.Request) -> bool:
     return request.method == "DELETE" or (request.method == "POST" and request.path.rstrip("/") == "/api/devices")
 
 
-class AdminApi:
+class AdminApi(NotificationRoutes, OperationRoutes, UpstreamRoutes, ReportRoutes, MediaRoutes):
     def __init__(
         self,
         platform: Any,
@@ -153,11 +143,11 @@ class AdminApi:
                     request.path,
                     request.remote,
                 )
-                return _error(401, "missing or wrong bearer token")
+                return error(401, "missing or wrong bearer token")
             name, role = who
             if request.method not in ROLE_METHODS.get(role, frozenset()) or (_admin_only(request) and role != "admin"):
                 log.info("admin API: refused %s %s for %s (role %s)", request.method, request.path, name, role)
-                refused = _error(403, f"the {role} role may not {request.method} {request.path}")
+                refused = error(403, f"the {role} role may not {request.method} {request.path}")
                 if request.method not in ("GET", "HEAD"):
                     await self._audit(request, name, role, refused.status)
                 return refused
@@ -207,9 +197,9 @@ class AdminApi:
             since = parse_time(q["since"], self.tz, self.platform.wall()) if q.get("since") else None
             limit = int(q.get("limit", "1000"))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         if not 1 <= limit <= 100_000:
-            return _error(400, "limit must be between 1 and 100000")
+            return error(400, "limit must be between 1 and 100000")
         rows = await self.platform.store.list_audit(since=since, limit=limit)
         return web.json_response([audit.audit_json(e, self.tz) for e in rows])
 
@@ -232,7 +222,7 @@ class AdminApi:
             return await handler(request)
         except StoreError as exc:
             log.error("admin API: storage error on %s %s: %s", request.method, request.path, exc)
-            return _error(503, f"storage error: {exc}")
+            return error(503, f"storage error: {exc}")
 
     @property
     def devices(self) -> Any:
@@ -266,7 +256,7 @@ class AdminApi:
     async def list_devices(self, request: web.Request) -> web.Response:
         status = request.query.get("status")
         if status not in (None, "online", "offline"):
-            return _error(400, "status must be online or offline")
+            return error(400, "status must be online or offline")
         now = self.platform.wall()
         counts = Counter(c.device_id for c in await self.platform.store.list_channels() if c.kind == VIDEO)
         out = [
@@ -295,14 +285,14 @@ class AdminApi:
         try:
             GbId.parse(device_id)
         except InvalidId as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         if self.devices.snapshot(device_id) is not None:
-            return _error(409, f"device {device_id} already exists (use device set)")
+            return error(409, f"device {device_id} already exists (use device set)")
         device = Device(device_id, provisioned=True, created_at=self.platform.wall())
         try:
             apply_settings(device, body)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         device = await self.devices.put(device)
         log.info("admin API: device %s added", device_id)
         return web.json_response(device_json(device, self.tz, self.platform.wall()), status=201)
@@ -313,7 +303,7 @@ class AdminApi:
         try:
             apply_settings(device, body)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         device = dataclasses.replace(device, provisioned=True)
         device = await self.devices.put(device)
         log.info("admin API: device %s set %s", device.id, sorted(k for k in body if k != "password"))
@@ -322,7 +312,7 @@ class AdminApi:
     async def remove_device(self, request: web.Request) -> web.Response:
         device_id = request.match_info["id"]
         if not await self.devices.remove(device_id):
-            return _error(404, f"no device {device_id}")
+            return error(404, f"no device {device_id}")
         log.info("admin API: device %s removed", device_id)
         return web.json_response({"removed": device_id})
 
@@ -357,14 +347,14 @@ class AdminApi:
         self._device_or_404(device_id)
         sn_text = request.query.get("sn")
         if sn_text is not None and not sn_text.isdigit():
-            return _error(400, "sn must be a number")
+            return error(400, "sn must be a number")
         return web.json_response(self.platform.catalog_progress(device_id, int(sn_text) if sn_text else None))
 
     async def list_channels(self, request: web.Request) -> web.Response:
         q = request.query
         status = q.get("status")
         if status not in (None, "online", "offline"):
-            return _error(400, "status must be online or offline")
+            return error(400, "status must be online or offline")
         channels = await self.platform.store.list_channels(
             device_id=q.get("device") or None, status=status, civil_code_prefix=q.get("civil_code") or None
         )
@@ -377,7 +367,7 @@ class AdminApi:
         allowed = {"name", "longitude", "latitude", "civil_code", "point_class"}
         unknown = set(body) - allowed
         if unknown:
-            return _error(
+            return error(
                 400, f"unknown settings: {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})"
             )
         try:
@@ -385,9 +375,9 @@ class AdminApi:
                 request.match_info["device"], request.match_info["id"], **{f"override_{k}": v for k, v in body.items()}
             )
         except KeyError:
-            return _error(404, f"no channel {request.match_info['id']} on device {request.match_info['device']}")
+            return error(404, f"no channel {request.match_info['id']} on device {request.match_info['device']}")
         except (ValueError, TypeError) as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         return web.json_response(channel_json(changed))
 
     async def events(self, request: web.Request) -> web.Response:
@@ -398,9 +388,9 @@ class AdminApi:
             until = parse_time(q["until"], self.tz, now) if "until" in q else None
             limit = int(q.get("limit", "1000"))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         if not 1 <= limit <= 100_000:
-            return _error(400, "limit must be between 1 and 100000")
+            return error(400, "limit must be between 1 and 100000")
         await self.devices.flush()
         events = await self.devices.store.list_events(subject=q.get("device"), since=since, until=until, limit=limit)
         return web.json_response([event_json(e, self.tz) for e in events])
@@ -466,460 +456,23 @@ class AdminApi:
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip
 
-    # ------------------------------------------------------------------ subscriptions, alarms, positions
-    def _add_notification_routes(self, app: web.Application) -> None:
-        app.router.add_get("/api/subscriptions", self.list_subscriptions)
-        app.router.add_post("/api/devices/{id}/subscriptions/{kind:catalog|alarm|position}", self.subscribe)
-        app.router.add_get("/api/alarms", self.list_alarms)
-        app.router.add_post(r"/api/alarms/{alarm_id:\d+}/ack", self.ack_alarm)
-        app.router.add_post("/api/devices/{id}/alarm-reset", self.reset_alarm)
-        app.router.add_get("/api/positions", self.list_positions)
-
-    def _who(self, request: web.Request) -> str:
-        """The name of the token that made this (already authenticated) request, for records of who acted."""
-        given = request.headers.get("Authorization", "").partition(" ")[2].strip()
-        who = self._identify(given)
-        return who[0] if who is not None else ""
-
-    @staticmethod
-    def _query_error(exc: QueryError) -> web.Response:
-        status = 409 if "not registered" in exc.reason else 504 if exc.kind == "timeout" else 400 if (
-            exc.kind == "error") else 502  # fmt: skip
-        return web.json_response({"error": exc.reason, "kind": exc.kind}, status=status)
-
-    async def list_subscriptions(self, request: web.Request) -> web.Response:
-        return web.json_response(self.platform.subscriptions(request.query.get("device") or None))
-
-    async def subscribe(self, request: web.Request) -> web.Response:
-        """Start (or refresh now) a subscription; answers once the device accepted or refused it."""
-        device_id, kind = request.match_info["id"], request.match_info["kind"]
-        self._device_or_404(device_id)
-        try:
-            return web.json_response(await self.platform.subscribe(device_id, kind))
-        except QueryError as exc:
-            return self._query_error(exc)
-
-    async def list_alarms(self, request: web.Request) -> web.Response:
-        q = request.query
-        try:
-            since = parse_time(q["since"], self.tz, self.platform.wall()) if "since" in q else None
-            limit = int(q.get("limit", "1000"))
-        except ValueError as exc:
-            return _error(400, str(exc))
-        if not 1 <= limit <= 100_000:
-            return _error(400, "limit must be between 1 and 100000")
-        alarms = await self.platform.store.list_alarms(device_id=q.get("device") or None, since=since, limit=limit)
-        return web.json_response([alarm_json(a, self.tz) for a in alarms])
-
-    async def ack_alarm(self, request: web.Request) -> web.Response:
-        alarm_id = int(request.match_info["alarm_id"])
-        try:
-            alarm = await self.platform.store.ack_alarm(alarm_id, self._who(request), self.platform.wall())
-        except KeyError:
-            return _error(404, f"no alarm {alarm_id}")
-        return web.json_response(alarm_json(alarm, self.tz))
-
-    async def reset_alarm(self, request: web.Request) -> web.Response:
-        """DeviceControl AlarmCmd ResetAlarm; body {"method": "5", "type": "2"} optional (2022 Info)."""
-        device_id = request.match_info["id"]
-        self._device_or_404(device_id)
-        body = await self._json_body(request) if request.can_read_body else {}
-        method, alarm_type = body.get("method"), body.get("type")
-        for name, value in (("method", method), ("type", alarm_type)):
-            if value is not None and not (isinstance(value, str | int) and str(value).isdigit()):
-                return _error(400, f"{name} must be digits, not {value!r}")
-        try:
-            result = await self.platform.reset_alarm(
-                device_id, self._who(request),
-                alarm_method=None if method is None else str(method),
-                alarm_type=None if alarm_type is None else str(alarm_type),
-            )  # fmt: skip
-        except QueryError as exc:
-            return self._query_error(exc)
-        return web.json_response(result)
-
-    async def list_positions(self, request: web.Request) -> web.Response:
-        positions = await self.platform.store.list_positions(device_id=request.query.get("device") or None)
-        return web.json_response([position_json(p, self.tz) for p in positions])
-
-    # ------------------------------------------------------------------ operations
-    def _operation_routes(self, app: web.Application) -> None:
-        app.router.add_get("/api/channels.csv", self.export_channels)
-        app.router.add_post("/api/channels.csv", self.import_channels)
-        app.router.add_post("/api/channels/{id}/ptz", self.ptz)
-        app.router.add_get("/api/channels/{id}/presets", self.list_presets)
-        app.router.add_post("/api/channels/{id}/presets", self.preset)
-        app.router.add_get("/api/channels/{id}/records", self.records)
-        app.router.add_post("/api/channels/{id}/record", self.record)
-        app.router.add_post("/api/devices/{id}/reboot", self.reboot)
-        app.router.add_post("/api/devices/{id}/guard", self.guard)
-
-    async def _operate(self, action: Awaitable[dict[str, Any]]) -> web.Response:
-        """Run one action; unknown/offline/bad targets and device failures become clear JSON errors."""
-        try:
-            return web.json_response(await action)
-        except OperationError as exc:
-            status = {"unknown": 404, "offline": 409, "invalid": 400}.get(exc.kind, 400)
-            return web.json_response({"error": exc.reason, "kind": exc.kind}, status=status)
-        except QueryError as exc:
-            status = 409 if "not registered" in exc.reason else 504 if exc.kind == "timeout" else 502
-            return web.json_response({"error": exc.reason, "kind": exc.kind}, status=status)
-
-    @staticmethod
-    def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        value = body.get(name, default)
-        if value is ...:
-            raise web.HTTPBadRequest(text=json.dumps({"error": f"missing {name}"}), content_type="application/json")
-        if value is not default and (not isinstance(value, kind) or isinstance(value, bool)):
-            raise web.HTTPBadRequest(
-                text=json.dumps({"error": f"bad {name}: {value!r}"}), content_type="application/json"
-            )
-        return value
-
-    async def ptz(self, request: web.Request) -> web.Response:
-        body = await self._json_body(request)
-        action = self._field(body, "action", str)
-        speed = self._field(body, "speed", int, DEFAULT_SPEED)
-        duration = self._field(body, "duration", (int, float), None)
-        return await self._operate(self.platform.operations.ptz(request.match_info["id"], action, speed, duration))
-
-    async def list_presets(self, request: web.Request) -> web.Response:
-        return await self._operate(self.platform.operations.presets(request.match_info["id"]))
-
-    async def preset(self, request: web.Request) -> web.Response:
-        body = await self._json_body(request)
-        action, number = self._field(body, "action", str), self._field(body, "number", int)
-        return await self._operate(self.platform.operations.preset(request.match_info["id"], action, number))
-
-    async def records(self, request: web.Request) -> web.Response:
-        q, now = request.query, self.platform.wall()
-        try:
-            start = parse_time(q["start"], self.tz, now) if "start" in q else now - 86400
-            end = parse_time(q["end"], self.tz, now) if "end" in q else now
-        except ValueError as exc:
-            return _error(400, str(exc))
-        return await self._operate(self.platform.operations.record_search(request.match_info["id"], start, end))
-
-    async def record(self, request: web.Request) -> web.Response:
-        action = self._field(await self._json_body(request), "action", str)
-        return await self._operate(self.platform.operations.record(request.match_info["id"], action))
-
-    async def reboot(self, request: web.Request) -> web.Response:
-        return await self._operate(self.platform.operations.reboot(request.match_info["id"]))
-
-    async def guard(self, request: web.Request) -> web.Response:
-        action = self._field(await self._json_body(request), "action", str)
-        return await self._operate(self.platform.operations.guard(request.match_info["id"], action))
-
-    async def export_channels(self, request: web.Request) -> web.Response:
-        # off the event loop: 50,000 channels take about a second to write, and SIP must not wait for it
-        data = await asyncio.to_thread(export_csv, await self.platform.store.list_channels())
-        return web.Response(body=data, content_type="text/csv", charset="utf-8")
-
-    async def import_channels(self, request: web.Request) -> web.Response:
-        """Check every row, then apply all override changes in one transaction (or, with ``dry_run``, only say
-        what would change). The body is read here with its own cap: a CSV of every channel outgrows the JSON one."""
-        data = bytearray()
-        while chunk := await request.content.read(1 << 16):
-            data += chunk
-            if len(data) > CSV_MAX_BYTES:
-                return _error(413, f"CSV larger than {CSV_MAX_BYTES} bytes")
-        dry_run = request.query.get("dry_run", "0").lower() in ("1", "true", "yes")
-        try:
-            rows, encoding = await asyncio.to_thread(parse_csv, bytes(data))  # pure; seconds for 50,000 rows
-            channels = {(c.device_id, c.id): c for c in await self.platform.store.list_channels()}
-            changes = await asyncio.to_thread(plan, rows, channels)
-        except CsvImportError as exc:
-            log.info("admin API: channels CSV refused: %d problem(s), first: %s", exc.total, exc.errors[:1])
-            return web.json_response({"error": str(exc), "errors": exc.errors, "total": exc.total}, status=400)
-        if changes and not dry_run:
-            await self.platform.store.set_channel_overrides_many([(c.device_id, c.id, c.overrides) for c in changes])
-            log.info("admin API: channels CSV applied: %d row(s), %d channel(s) changed", len(rows), len(changes))
-        return web.json_response({
-            "rows": len(rows), "changed": len(changes), "dry_run": dry_run, "applied": bool(changes) and not dry_run,
-            "encoding": encoding, "changes": [c.json() for c in changes],
-        })  # fmt: skip
-
-    # ------------------------------------------------------------------ superiors (cascade)
-    def _upstream_json(self, status: dict[str, Any]) -> dict[str, Any]:
-        return {**status, "since": iso(status["since"], self.tz), "next_attempt": iso(status["next_attempt"], self.tz)}
-
-    def _upstream_or_404(self, upstream_id: str) -> None:
-        if upstream_id not in self.platform.upstreams:
-            raise web.HTTPNotFound(
-                text=json.dumps({"error": f"no superior {upstream_id} in [[upstream]]"}),
-                content_type="application/json",
-            )
-
-    async def list_upstreams(self, request: web.Request) -> web.Response:
-        shares = await self.platform.store.list_shares()
-        counts = Counter(s.upstream_id for s in shares)
-        return web.json_response(
-            [{**self._upstream_json(st), "shares": counts[st["id"]]} for st in self.platform.upstream_status()]
-        )
-
-    async def show_upstream(self, request: web.Request) -> web.Response:
-        upstream_id = request.match_info["id"]
-        self._upstream_or_404(upstream_id)
-        (status,) = [st for st in self.platform.upstream_status() if st["id"] == upstream_id]
-        shares = await self.platform.store.list_shares(upstream_id)
-        return web.json_response({**self._upstream_json(status), "shares": len(shares)})
-
-    async def list_shares(self, request: web.Request) -> web.Response:
-        upstream_id = request.match_info["id"]
-        self._upstream_or_404(upstream_id)
-        return web.json_response([_share_json(s, self.tz) for s in await self.platform.store.list_shares(upstream_id)])
-
-    async def add_shares(self, request: web.Request) -> web.Response:
-        """Share items with a superior: ``{"items": [...], "as": ID, "name": NAME}``; ``as``/``name`` (one item
-        only) set what that superior is told instead of the item's own ID and name."""
-        upstream_id = request.match_info["id"]
-        self._upstream_or_404(upstream_id)
-        body = await self._json_body(request)
-        items = body.get("items")
-        as_id, name = body.get("as"), body.get("name")
-        if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
-            return _error(400, 'items must be a non-empty list of IDs, civil codes or "all"')
-        for item in items:
-            if item != SHARE_ALL and not (item.isascii() and item.isdigit() and len(item) in (2, 4, 6, 8, 20)):
-                return _error(400, f'{item!r} is not a 20-digit ID, a 2/4/6/8-digit civil code or "all"')
-        if (as_id is not None or name is not None) and len(items) != 1:
-            return _error(400, "--as and --name apply to one item at a time")
-        if as_id is not None and not (
-            isinstance(as_id, str) and as_id.isascii() and as_id.isdigit() and len(as_id) == 20
-        ):
-            return _error(400, "as must be a 20-digit ID")
-        if name is not None and not isinstance(name, str):
-            return _error(400, "name must be a string")
-        if SHARE_ALL in items and (as_id is not None or name is not None):
-            return _error(400, '"all" takes no --as or --name')
-        now = self.platform.wall()
-        try:
-            await self.platform.store.put_shares([Share(upstream_id, i, as_id, name, now) for i in items])
-        except ValueError as exc:
-            return _error(409 if "already what" in str(exc) else 400, str(exc))
-        log.info("admin API: shared %s with %s (as %s, name %r)", items, upstream_id, as_id, name)
-        self.platform.catalog_changed()
-        return web.json_response([_share_json(s, self.tz) for s in await self.platform.store.list_shares(upstream_id)])
-
-    async def remove_share(self, request: web.Request) -> web.Response:
-        upstream_id, item = request.match_info["id"], request.match_info["item"]
-        self._upstream_or_404(upstream_id)
-        if not await self.platform.store.remove_shares(upstream_id, [item]):
-            return _error(404, f"{item} is not shared with {upstream_id}")
-        log.info("admin API: %s no longer shared with %s", item, upstream_id)
-        self.platform.catalog_changed()
-        return web.json_response({"removed": item, "upstream": upstream_id})
-
-    async def upstream_catalog(self, request: web.Request) -> web.Response:
-        """The catalog this superior would get now (its shares, overrides applied)."""
-        upstream_id = request.match_info["id"]
-        self._upstream_or_404(upstream_id)
-        catalog = await self.platform.shared_catalog(upstream_id)
-        return web.json_response([
-            {"id": i.device_id, "name": i.name, "status": i.status, "parent_ids": list(i.parent_ids),
-             "civil_code": i.civil_code, "device_id": catalog.targets.get(i.device_id or "", (None, None))[0],
-             "channel_id": catalog.targets.get(i.device_id or "", (None, None))[1]}
-            for i in catalog.items
-        ])  # fmt: skip
-
-    async def report_online(self, request: web.Request) -> web.Response:
-        """Time-weighted online rates over ``[since, until)`` (default: since local midnight, until now)."""
-        q = request.query
-        now = self.platform.wall()
-        by = q.get("by") or None
-        try:
-            level = int(q.get("level", "3"))
-            if by is not None and by not in GROUPINGS:
-                raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
-            if level not in CIVIL_LEVELS:
-                raise ValueError("level must be 1 (province), 2 (city), 3 (county) or 4 (grassroots)")
-            today = gather.parse_day("today", now, self.tz)
-            since = parse_time(q["since"], self.tz, now) if "since" in q else midnight(today, self.tz)
-            until = min(now, parse_time(q["until"], self.tz, now)) if "until" in q else now
-            period = span_period(since, until, self.tz)
-        except ValueError as exc:
-            return _error(400, str(exc))
-        await self.devices.flush()
-        try:
-            history = await gather.load_history(self.platform.store, period, now)
-        except gather.ReportTooLarge as exc:
-            return _error(413, str(exc))
-        return web.json_response(online_json(history, by, level, self.tz))
-
-    async def report(self, request: web.Request) -> web.Response:
-        """The daily or weekly report: ``format`` json (default), text, csv or html."""
-        q = request.query
-        now = self.platform.wall()
-        fmt = q.get("format", "json")
-        try:
-            if fmt not in ("json", *FORMATS):
-                raise ValueError(f"format must be one of json, {', '.join(FORMATS)}")
-            level = int(q.get("level", "3"))
-            if level not in CIVIL_LEVELS:
-                raise ValueError("level must be 1 (province), 2 (city), 3 (county) or 4 (grassroots)")
-            day = gather.parse_day(q.get("date"), now, self.tz)
-            period = gather.report_period(q.get("period", "day"), day, self.tz)
-        except ValueError as exc:
-            return _error(400, str(exc))
-        if period.start >= now:
-            return _error(400, f"the period {period.label} has not started yet")
-        await self.devices.flush()
-        try:
-            history = await gather.load_history(self.platform.store, period, now)
-        except gather.ReportTooLarge as exc:
-            return _error(413, str(exc))
-        annotation, ids = await gather.load_quality(self.platform.store, self.platform.cfg.sip.id)
-        title = f"GB28181 {'daily' if period.step == 'hour' else 'weekly'} report {period.label}"
-        doc = Report(title, history, annotation, tuple(ids), generated=now, tz=self.tz, level=level)
-        if fmt == "json":
-            return web.json_response(await asyncio.to_thread(report_json, doc))
-        content_type = {"text": "text/plain", "csv": "text/csv", "html": "text/html"}[fmt]
-        text = await asyncio.to_thread(render, doc, fmt)  # CPU for a large registry: off the SIP event loop
-        return web.Response(text=text, content_type=content_type, charset="utf-8")
-
-    async def report_quality(self, request: web.Request) -> web.Response:
-        """Annotation, naming and ID compliance; ``format=csv`` gives the offenders as `channels import` reads."""
-        fmt = request.query.get("format", "json")
-        if fmt not in ("json", "csv"):
-            return _error(400, "format must be json or csv")
-        annotation, ids = await gather.load_quality(self.platform.store, self.platform.cfg.sip.id)
-        if fmt == "csv":
-            return web.Response(text=offenders_csv(annotation.offenders), content_type="text/csv", charset="utf-8")
-        return web.json_response({"annotation": annotation_json(annotation), "ids": ids_json(ids)})
-
-    # ------------------------------------------------------------------ media sessions (issue 6)
-    def _media_routes(self, app: web.Application) -> None:
-        app.router.add_post("/api/channels/{id}/{kind:play|playback|download}", self.start_session)
-        app.router.add_get("/api/sessions", self.list_sessions)
-        app.router.add_get("/api/sessions/{id}", self.show_session)
-        app.router.add_post("/api/sessions/{id}/stop", self.stop_session)
-        app.router.add_post("/api/sessions/{id}/control", self.control_session)
-        app.router.add_get("/live/{id}", self.live)
-        app.router.add_post("/api/devices/{id}/broadcast", self.broadcast)
-
-    async def _media(self, action: Awaitable[Any]) -> web.Response:
-        try:
-            return web.json_response(await action)
-        except SessionError as exc:
-            status = {"unknown": 404, "offline": 409, "invalid": 400, "timeout": 504, "ended": 410}.get(exc.kind, 502)
-            return web.json_response({"error": exc.reason, "kind": exc.kind}, status=status)
-        except QueryError as exc:
-            return web.json_response({"error": exc.reason, "kind": exc.kind}, status=409)
-
-    async def start_session(self, request: web.Request) -> web.Response:
-        body = await self._json_body(request)
-        kind = request.match_info["kind"]
-        transport = self._field(body, "transport", str, "udp")
-        speed = self._field(body, "speed", int, 1)
-        start = end = 0
-        if kind != "play":
-            now = self.platform.wall()
-            try:
-                start = int(parse_time(str(self._field(body, "start", (str, int))), self.tz, now))
-                end = int(parse_time(str(self._field(body, "end", (str, int))), self.tz, now))
-            except ValueError as exc:
-                return _error(400, str(exc))
-        return await self._media(self.platform.media.start(request.match_info["id"], kind, transport=transport,
-                                                           start=start, end=end, speed=speed))  # fmt: skip
-
-    async def list_sessions(self, request: web.Request) -> web.Response:
-        return web.json_response(self.platform.media.list() + self.platform.broadcasts.list())
-
-    async def show_session(self, request: web.Request) -> web.Response:
-        if self.platform.broadcasts.owns(request.match_info["id"]):
-            return web.json_response(self.platform.broadcasts.show(request.match_info["id"]))
-
-        async def show() -> dict[str, Any]:
-            return {**self.platform.media.show(request.match_info["id"]),
-                    "live": self.platform.media.live_path(request.match_info["id"])}  # fmt: skip
-
-        return await self._media(show())
-
-    async def stop_session(self, request: web.Request) -> web.Response:
-        if self.platform.broadcasts.owns(request.match_info["id"]):
-            return await self._broadcast_answer(self.platform.broadcasts.stop(request.match_info["id"]))
-        return await self._media(self.platform.media.stop(request.match_info["id"]))
-
-    async def control_session(self, request: web.Request) -> web.Response:
-        body = await self._json_body(request)
-        action = self._field(body, "action", str)
-        scale = self._field(body, "scale", (int, float), None)
-        position = self._field(body, "position", (int, float), None)
-        return await self._media(self.platform.media.control(request.match_info["id"], action, scale=scale,
-                                                             position=position))  # fmt: skip
-
-    async def live(self, request: web.Request) -> web.StreamResponse:
-        """The PS stream of a session as it arrives (video/MP2P), for ffplay/VLC; the URL's signed token is the
-        credential (DECISIONS.md: live URLs), checked once when the viewer connects."""
-        ident = request.match_info["id"]
-        media = self.platform.media
-        if not check_live(media.live_secret, ident, request.query.get("token", ""), self.platform.wall()):
-            log.info("live %s refused for %s: bad or expired token", ident, request.remote)
-            return _error(403, "bad or expired live token (ask for a new URL: gb28181 play or sessions)")
-        try:
-            session, feed, detach = media.attach(ident)
-        except SessionError as exc:
-            return _error(404 if exc.kind == "unknown" else 410, exc.reason)
-        response = web.StreamResponse(headers={"Content-Type": "video/MP2P", "Cache-Control": "no-store"})
-        log.info("live %s: viewer %s connected", session.id, request.remote)
-        try:
-            await response.prepare(request)
-            while True:
-                chunk = await feed.queue.get()
-                if chunk is None:
-                    break
-                await response.write(chunk)
-            if feed.overflow:
-                log.info("live %s: viewer %s too slow; disconnected", session.id, request.remote)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            detach()
-            log.info("live %s: viewer %s left", session.id, request.remote)
-        return response
-    async def broadcast(self, request: web.Request) -> web.Response:
-        """Voice broadcast (§9.12) of the WAV file in the body; query: channel (a 137 voice output, or the device),
-        transport (what the device must offer; default: as it offers), wait=1 (answer when it ended, else once
-        the audio flows)."""
-        data = bytearray()
-        while chunk := await request.content.read(1 << 16):
-            data += chunk
-            if len(data) > WAV_MAX_BYTES:
-                return _error(413, f"WAV larger than {WAV_MAX_BYTES} bytes")
-        try:
-            pcm = await asyncio.to_thread(read_wav, bytes(data))
-        except WavError as exc:
-            return _error(400, f"{exc}")
-        q = request.query
-        return await self._broadcast_answer(self.platform.broadcasts.start(
-            request.match_info["id"], pcm, channel=q.get("channel") or None, transport=q.get("transport") or None,
-            wait=q.get("wait", "0").lower() in ("1", "true", "yes")))  # fmt: skip
-
-    async def _broadcast_answer(self, action: Awaitable[Any]) -> web.Response:
-        try:
-            return web.json_response(await action)
-        except BroadcastError as exc:
-            status = {"unknown": 404, "offline": 409, "busy": 409, "invalid": 400, "timeout": 504}.get(exc.kind, 502)
-            return web.json_response({"error": exc.reason, "kind": exc.kind}, status=status)
-
     # ------------------------------------------------------------------ conformance (issue 11)
     async def conformance(self, request: web.Request) -> web.Response:
         """Run the conformance clauses against a device; body {"timeout": s, "only": ["catalog", ...]}. Answers
         the report as JSON (the CLI renders text/HTML) once the run ends, within ``timeout`` plus the undo."""
         device_id = request.match_info["id"]  # may be unknown yet: the run waits for it to register
         if not (len(device_id) == 20 and device_id.isascii() and device_id.isdigit()):
-            return _error(400, f"not a 20-digit device ID: {device_id[:40]!r}")
+            return error(400, f"not a 20-digit device ID: {device_id[:40]!r}")
         body = await self._json_body(request) if request.can_read_body else {}
         timeout, only = body.get("timeout", 60), body.get("only", [])
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 1 <= timeout <= 3600:
-            return _error(400, "timeout must be a number of seconds between 1 and 3600")
+            return error(400, "timeout must be a number of seconds between 1 and 3600")
         if not isinstance(only, list) or not all(isinstance(c, str) for c in only):
-            return _error(400, "only must be a list of clause IDs or prefixes")
+            return error(400, "only must be a list of clause IDs or prefixes")
         try:
             report = await self.platform.conformance(device_id, timeout=float(timeout), only=tuple(only))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         except QueryError as exc:
             return self._query_error(exc)
         return web.json_response(report.json())
@@ -927,16 +480,6 @@ class AdminApi:
     async def trace(self, request: web.Request) -> web.StreamResponse:
         """A device's SIP exchanges, live, as NDJSON (gb28181/admin/trace_route.py)."""
         return await stream_trace(request, self.platform, self.tz)
-
-
-def _share_json(s: Share, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
-    return {
-        "upstream": s.upstream_id,
-        "item": s.item,
-        "as": s.as_id,
-        "name": s.as_name,
-        "created_at": iso(s.created_at, tz),
-    }
 
 
 def _storage_metrics(health: WriteHealth) -> list[str]:

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gb28181.simulator.inventory import Inventory
+from gb28181.simulator.ports import free_port
 from gb28181.simulator.profile import parse_profile
 from gb28181.simulator.runtime import SimConfig, Simulator
 
@@ -41,21 +41,6 @@ EXIT_OK, EXIT_FAILED, EXIT_NO_PLAY = 0, 1, 3
 
 class DemoError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 now (the platform listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise DemoError("no free port on 127.0.0.1")
 
 
 @dataclass

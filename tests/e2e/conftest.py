@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from gb28181.simulator.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).with_name("scenarios")
 
@@ -32,22 +34,6 @@ def require_module(name: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"python module {name} is not installed")
         pytest.skip(f"python module {name} is not installed")
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 at the time of asking."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
-        with socket.socket(socket.AF_INET, other) as s2:
-            try:
-                s2.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port")
 
 
 def write_users(path: Path, count: int, password: str = "12345678", start: int = 1) -> list[str]:
