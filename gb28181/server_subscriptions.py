@@ -339,6 +339,7 @@ class SubscriptionDriver:
             return
         self.count("notify:catalog-changes")
         log.info("catalog NOTIFY of %s: %s", device_id, ", ".join(f"{e} {c}" for c, e, _ in changes))
+        self.catalog_changed()  # a lower platform's change goes on up to our superiors (§9.11, App. N)
 
     async def _store_alarm(self, alarm: Any, *, answer: bool) -> None:
         """Store, then (alarm by MESSAGE) answer with a Response Alarm Result OK in its own MESSAGE (§9.4.2)."""

@@ -150,9 +150,6 @@ async def test_the_province_queries_the_village_channel_and_hears_its_alarm(tmp_
             assert (await srv.cli("stats"))["counters"]["alarm:up"] == 1  # type: ignore[index]
 
 
-@pytest.mark.xfail(strict=True, reason="product bug in gb28181/server.py (being split, not ours to edit now): "
-                   "Platform._apply_catalog_notify stores a lower platform's NOTIFY OFF but never calls "
-                   "self.catalog_changed(), so the town does not pass the change up to the county")  # fmt: skip
 async def test_a_device_going_offline_at_the_village_reaches_the_province_as_notify_off(tmp_path: Path) -> None:
     async with chain(tmp_path) as c:
         # each level subscribes to the catalog of the one below (App.N); the province to the county's

@@ -4,16 +4,12 @@ reaches the province through the town and county). Without sockets."""
 
 from __future__ import annotations
 
-import pytest
-
 from gb28181.server import Platform
 from registry.models import Channel
 from tests.gb28181.test_notify import MANSCDP, catalog_notify, ch, event_item, platform, settle  # noqa: F401
 from tests.gb28181.test_server_router import DEVICE, exchange, register, request
 
 
-@pytest.mark.xfail(strict=True, reason="product bug in gb28181/server.py (being split, not ours to edit now): "
-                   "Platform._apply_catalog_notify never calls self.catalog_changed()")  # fmt: skip
 async def test_a_stored_catalog_notify_tells_the_superiors(platform: Platform) -> None:  # noqa: F811
     await register(platform)
     await platform.store.apply_catalog(DEVICE, [Channel(DEVICE, ch(1)), Channel(DEVICE, ch(2))], [])
