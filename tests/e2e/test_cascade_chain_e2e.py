@@ -10,35 +10,15 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.raw_superior import RawSuperior
 from tests.e2e.serve_helpers import Server
-from tests.e2e.test_cascade_media_e2e import (
-    AS_ID,
-    COUNTY,
-    PROFILE,
-    PROVINCE,
-    TOWN,
-    VILLAGE,
-    WAIT,
-    _online,
-    has_channel,
-    media,
-    sim_channel,
-    until,
-    upstream,
-)
-from tests.e2e.test_simulator_e2e import PASSWORD, Sim
+from tests.e2e.test_cascade_media_e2e import AS_ID, COUNTY, NAME, TOWN, VILLAGE, WAIT, chain
 
 pytestmark = pytest.mark.e2e
-
-NAME = "village gate"
 
 
 async def province_catalog(province: RawSuperior, servers: list[Server]) -> dict[str, bytes]:
@@ -64,66 +44,6 @@ async def province_catalog(province: RawSuperior, servers: list[Server]) -> dict
         if len(items) >= total:
             return items
     raise AssertionError("the county's catalog never completed")
-
-
-@dataclass
-class Chain:
-    province: RawSuperior
-    servers: list[Server]  # county, town, village
-    sim: Sim
-    device_id: str
-    channel: str
-
-    def logs(self) -> str:
-        return "\n".join(s.log() for s in self.servers)
-
-
-@asynccontextmanager
-async def chain(tmp_path: Path) -> AsyncIterator[Chain]:
-    """village -> town -> county -> province, the village NVR's channel synced up to the county and shared with the
-    province as AS_ID / NAME; every process stopped (exit 0) afterwards."""
-    province = await RawSuperior.start(PROVINCE, "province-pw")
-    dirs = {name: tmp_path / name for name in ("county", "town", "village")}
-    for d in dirs.values():
-        d.mkdir()
-    sync = "sync_on_register = false"
-    county = Server(dirs["county"], sip_extra=f'id = "{COUNTY}"\npassword = "county-pw"\nt1 = 0.1',
-                    catalog_extra=sync, extra=media() + upstream(PROVINCE, province.port, "province-pw",
-                                                                 share="all"))  # fmt: skip
-    servers = [county]
-    sim: Sim | None = None
-    try:
-        await county.start()
-        town = Server(dirs["town"], sip_extra=f'id = "{TOWN}"\npassword = "town-pw"\nt1 = 0.1', catalog_extra=sync,
-                      extra=media() + upstream(COUNTY, county.sip_port, "county-pw", share="all"))  # fmt: skip
-        servers.append(town)
-        await town.start()
-        village = Server(dirs["village"], sip_extra=f'password = "{PASSWORD}"\nt1 = 0.1',
-                         catalog_extra="sync_on_register = true",
-                         extra=media() + "[keepalive]\ninterval = 1\nmax_missed = 2\n" +
-                         upstream(TOWN, town.sip_port, "town-pw", share="all"))  # fmt: skip
-        servers.append(village)
-        await village.start()
-        sim = Sim(village, dirs["village"], "--devices", "1", "--profile", PROFILE, "--keepalive", "0.5")
-        await sim.start()
-        device_id, channel = sim_channel()
-        await until(lambda: has_channel(village, channel), "the NVR's catalog at the village", *servers)
-        await until(lambda: _online(town, VILLAGE), "the village registered at the town", *servers)
-        assert (await town.cli("catalog", "sync", VILLAGE, "--wait"))["state"] == "complete"  # type: ignore[index]
-        await until(lambda: has_channel(town, channel), "the channel at the town", *servers)
-        await until(lambda: _online(county, TOWN), "the town registered at the county", *servers)
-        assert (await county.cli("catalog", "sync", TOWN, "--wait"))["state"] == "complete"  # type: ignore[index]
-        await until(lambda: has_channel(county, channel), "the channel at the county", *servers)
-        await county.cli("share", "add", PROVINCE, channel, "--as", AS_ID, "--name", NAME)
-        await until(lambda: province.lower is not None, "the county registered at the province", *servers)
-        yield Chain(province, servers, sim, device_id, channel)
-        await sim.quit()
-    finally:
-        if sim is not None:
-            await sim.kill()
-        codes = [await srv.stop() if srv.proc else 0 for srv in reversed(servers)]
-        province.close()
-    assert codes == [0] * len(servers)
 
 
 async def test_the_province_queries_the_village_channel_and_hears_its_alarm(tmp_path: Path) -> None:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -301,12 +304,34 @@ VILLAGE, TOWN, COUNTY, PROVINCE = OUR, "34021000002000000001", "3410000000200000
 AS_ID = "34000000001310000042"  # the county's ID for the village channel, as the province knows it
 
 
-@pytest.mark.parametrize("town_mode", ["relay", "direct"])
-async def test_village_town_county_chain_streams_to_the_province(tmp_path: Path, town_mode: str) -> None:
-    """The issue's done-means: three of our processes, a simulated NVR at the village, the raw province above the
-    county. The province INVITEs the village channel by the county's shared ID; the 200's SDP leads to RTP at the
-    province's receiver with its SSRC; BYE from the province tears down every leg down to the device. With
-    ``town_mode = "direct"`` the town hands the county's receive address down (the village sends there)."""
+NAME = "village gate"
+
+
+@dataclass
+class Chain:
+    province: RawSuperior
+    servers: list[Server]  # county, town, village
+    sim: Sim
+    device_id: str
+    channel: str
+
+    summary: dict[str, Any] | None = None
+
+    def logs(self) -> str:
+        return "\n".join(s.log() for s in self.servers)
+
+    async def quit(self) -> dict[str, Any]:
+        """Stop the simulator (once) and return its summary."""
+        if self.summary is None:
+            self.summary = await self.sim.quit()
+        return self.summary
+
+
+@asynccontextmanager
+async def chain(tmp_path: Path, town_mode: str = "relay") -> AsyncIterator[Chain]:
+    """village -> town -> county -> province, the village NVR's channel synced up to the county and shared with the
+    province as AS_ID / NAME; the town's media mode toward the county is ``town_mode``; every process stopped
+    (exit 0) afterwards."""
     province = await RawSuperior.start(PROVINCE, "province-pw")
     dirs = {name: tmp_path / name for name in ("county", "town", "village")}
     for d in dirs.values():
@@ -317,7 +342,6 @@ async def test_village_town_county_chain_streams_to_the_province(tmp_path: Path,
                                                                  share="all"))  # fmt: skip
     servers = [county]
     sim: Sim | None = None
-    sink = await RtpSink.start_udp()
     try:
         await county.start()
         town = Server(dirs["town"], sip_extra=f'id = "{TOWN}"\npassword = "town-pw"\nt1 = 0.1', catalog_extra=sync,
@@ -327,52 +351,69 @@ async def test_village_town_county_chain_streams_to_the_province(tmp_path: Path,
         await town.start()
         village = Server(dirs["village"], sip_extra=f'password = "{PASSWORD}"\nt1 = 0.1',
                          catalog_extra="sync_on_register = true",
-                         extra=media() + upstream(TOWN, town.sip_port, "town-pw", share="all"))  # fmt: skip
+                         extra=media() + "[keepalive]\ninterval = 1\nmax_missed = 2\n" +
+                         upstream(TOWN, town.sip_port, "town-pw", share="all"))  # fmt: skip
         servers.append(village)
         await village.start()
-        sim = Sim(village, dirs["village"], "--devices", "1", "--profile", PROFILE)
+        sim = Sim(village, dirs["village"], "--devices", "1", "--profile", PROFILE, "--keepalive", "0.5")
         await sim.start()
         device_id, channel = sim_channel()
         await until(lambda: has_channel(village, channel), "the NVR's catalog at the village", *servers)
-        # each level asks the one below for its catalog once the level below has it
         await until(lambda: _online(town, VILLAGE), "the village registered at the town", *servers)
         assert (await town.cli("catalog", "sync", VILLAGE, "--wait"))["state"] == "complete"  # type: ignore[index]
         await until(lambda: has_channel(town, channel), "the channel at the town", *servers)
         await until(lambda: _online(county, TOWN), "the town registered at the county", *servers)
         assert (await county.cli("catalog", "sync", TOWN, "--wait"))["state"] == "complete"  # type: ignore[index]
         await until(lambda: has_channel(county, channel), "the channel at the county", *servers)
-        await county.cli("share", "add", PROVINCE, channel, "--as", AS_ID, "--name", "village gate")
+        await county.cli("share", "add", PROVINCE, channel, "--as", AS_ID, "--name", NAME)
         await until(lambda: province.lower is not None, "the county registered at the province", *servers)
-        assert province.lower is not None
-
-        call = province.invite(province.lower, COUNTY, AS_ID, offer("Play", sink.port, "0000000777",
-                                                                     own_id=PROVINCE))  # fmt: skip
-        status, _, body = await province.final(call, timeout=WAIT)
-        assert status == 200, "\n".join(s.log() for s in servers)
-        assert call.provisional[:1] == [100] and sdp_value(body, "y") == "0000000777"
-        assert sdp_value(body, "o").split()[0] == AS_ID  # the county answers for the ID the province knows
-        province.ack(call)
-        await until(lambda: sink.packets >= 50, "RTP at the province", *servers)
-        assert set(sink.ssrcs) == {777} and sink.pack_headers > 0 and sink.ps_bytes > 10_000
-        (row,) = await county.cli("sessions")  # type: ignore[misc]
-        assert row["device_id"] == TOWN and row["consumer_names"] == {row["consumers"][0]: f"upstream {PROVINCE}"}
-        (row,) = await village.cli("sessions")  # type: ignore[misc]
-        assert row["device_id"] == device_id and list(row["consumer_names"].values()) == [f"upstream {TOWN}"]
-        assert len(await town.cli("sessions")) == (1 if town_mode == "relay" else 0)  # type: ignore[arg-type]
-
-        assert (await province.request(call, "BYE"))[0] == 200
-        for srv in servers:
-            await until(lambda srv=srv: _empty(srv), "every leg torn down", *servers)
-        summary = await sim.quit()
-        assert summary["stats"]["in:INVITE"] == 1 and summary["stats"]["in:BYE"] == 1, summary["stats"]
-        print(f"chain ({town_mode} at the town): {sink.packets} RTP packets, {sink.ps_bytes} PS bytes at the province")
+        c = Chain(province, servers, sim, device_id, channel)
+        yield c
+        await c.quit()
     finally:
-        sink.close()
         if sim is not None:
             await sim.kill()
         codes = [await srv.stop() if srv.proc else 0 for srv in reversed(servers)]
         province.close()
     assert codes == [0] * len(servers)
+
+
+@pytest.mark.parametrize("town_mode", ["relay", "direct"])
+async def test_village_town_county_chain_streams_to_the_province(tmp_path: Path, town_mode: str) -> None:
+    """The issue's done-means: three of our processes, a simulated NVR at the village, the raw province above the
+    county. The province INVITEs the village channel by the county's shared ID; the 200's SDP leads to RTP at the
+    province's receiver with its SSRC; BYE from the province tears down every leg down to the device. With
+    ``town_mode = "direct"`` the town hands the county's receive address down (the village sends there)."""
+    sink = await RtpSink.start_udp()
+    try:
+        async with chain(tmp_path, town_mode) as c:
+            province, servers = c.province, c.servers
+            county, town, village = servers
+            assert province.lower is not None
+            call = province.invite(province.lower, COUNTY, AS_ID, offer("Play", sink.port, "0000000777",
+                                                                         own_id=PROVINCE))  # fmt: skip
+            status, _, body = await province.final(call, timeout=WAIT)
+            assert status == 200, c.logs()
+            assert call.provisional[:1] == [100] and sdp_value(body, "y") == "0000000777"
+            assert sdp_value(body, "o").split()[0] == AS_ID  # the county answers for the ID the province knows
+            province.ack(call)
+            await until(lambda: sink.packets >= 50, "RTP at the province", *servers)
+            assert set(sink.ssrcs) == {777} and sink.pack_headers > 0 and sink.ps_bytes > 10_000
+            (row,) = await county.cli("sessions")  # type: ignore[misc]
+            assert row["device_id"] == TOWN and row["consumer_names"] == {row["consumers"][0]: f"upstream {PROVINCE}"}
+            (row,) = await village.cli("sessions")  # type: ignore[misc]
+            assert row["device_id"] == c.device_id and list(row["consumer_names"].values()) == [f"upstream {TOWN}"]
+            assert len(await town.cli("sessions")) == (1 if town_mode == "relay" else 0)  # type: ignore[arg-type]
+
+            assert (await province.request(call, "BYE"))[0] == 200
+            for srv in servers:
+                await until(lambda srv=srv: _empty(srv), "every leg torn down", *servers)
+            summary = await c.quit()
+            assert summary["stats"]["in:INVITE"] == 1 and summary["stats"]["in:BYE"] == 1, summary["stats"]
+            print(f"chain ({town_mode} at the town): {sink.packets} RTP packets, {sink.ps_bytes} PS bytes at the "
+                  "province")
+    finally:
+        sink.close()
 
 
 async def _online(srv: Server, device_id: str) -> bool:
