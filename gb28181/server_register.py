@@ -94,10 +94,7 @@ class RegisterLanes:
                 user, lite.header(b"x-gb-ver"), authorization, contact, contacts,
                 lambda: expires_value(lite.header(b"expires")), self.wall(),
             )  # fmt: skip
-            self._note_register(d, peer)
-            if authorized:
-                self._guard_outcome(d, peer)
-            if d.status != 200:
+            if not self._register_decided(d, peer):
                 return StatelessAnswer(d.status, list(d.headers), keep=authorized)
             endpoint = self.endpoint
 
@@ -148,6 +145,15 @@ class RegisterLanes:
         log.info("REGISTER %s from %s: 403, locked out for %.0f s more", user, peer, left)
         return StatelessAnswer(403, keep=True)
 
+    def _register_decided(self, d: Decision, peer: Peer, req: Request | None = None) -> bool:
+        """What both lanes do with a REGISTER decision: count and log it, say why to a running trace, feed the
+        guard (failed digests toward a lockout). True when it is a 200 to commit."""
+        self._note_register(d, peer)
+        if d.status != 200 and req is not None and self.tracer.watchers:
+            self.tracer.note(req, _register_note(d))
+        self._guard_outcome(d, peer)
+        return d.status == 200
+
     def _guard_outcome(self, d: Decision, peer: Peer) -> None:
         if d.outcome in ("wrong-password", "unknown-user"):
             lockout = self.guard.failed(peer.host, d.device_id, self.mono())
@@ -165,11 +171,7 @@ class RegisterLanes:
             self.endpoint.reply(event, refused.status, headers=refused.headers, now=self.mono())
             return
         d: Decision = self.registrar.decide(event.request, self.wall())
-        self._note_register(d, event.peer)
-        if d.status != 200 and self.tracer.watchers:
-            self.tracer.note(event.request, _register_note(d))
-        self._guard_outcome(d, event.peer)
-        if d.status != 200:
+        if not self._register_decided(d, event.peer, req):
             self.endpoint.reply(event, d.status, headers=list(d.headers), now=self.mono())
             return
         local = f"{event.local[0]}:{event.local[1]}" if event.local else ""
