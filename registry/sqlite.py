@@ -455,12 +455,9 @@ class SqliteStore:
                 except sqlite3.Error:
                     pass  # no transaction left (SQLite rolled back itself: disk full, I/O error); report the cause
                 if isinstance(e, sqlite3.Error):
-                    error = store_error(e, op, self.path)
-                    self.health.failed(error, self._clock(), op)
-                    raise error from e
+                    raise self._write_failed(e, op) from e
                 raise
-            if not self.health.ok:
-                self.health.succeeded(self._clock(), op)
+            self._write_succeeded(op)
 
     async def _write_rows(self, op: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """``_write`` of one ``executemany`` in a single trip to aiosqlite's thread (BEGIN IMMEDIATE, the rows,
@@ -473,11 +470,18 @@ class SqliteStore:
             try:
                 await db._execute(_transaction, db._conn, sql, rows)  # aiosqlite: one function, one trip
             except sqlite3.Error as e:
-                error = store_error(e, op, self.path)
-                self.health.failed(error, self._clock(), op)
-                raise error from e
-            if not self.health.ok:
-                self.health.succeeded(self._clock(), op)
+                raise self._write_failed(e, op) from e
+            self._write_succeeded(op)
+
+    def _write_failed(self, e: sqlite3.Error, op: str) -> StoreError:
+        """The typed error of a failed write, recorded in the write health (one log line per episode)."""
+        error = store_error(e, op, self.path)
+        self.health.failed(error, self._clock(), op)
+        return error
+
+    def _write_succeeded(self, op: str) -> None:
+        if not self.health.ok:
+            self.health.succeeded(self._clock(), op)
 
     async def limit_pages(self, pages: int) -> int:
         """Cap the database at ``pages`` pages on this connection (``PRAGMA max_page_count``): a write that would
